@@ -1,0 +1,48 @@
+"""Small array helpers shared by the pipeline, training and metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: MATLAB ``rgb2gray`` weights, the convention of the fusion literature's metrics.
+GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """(Y, X) or (Y, X, 3|4) → (Y, X) float64 luminance in the input's value scale."""
+    if image.ndim == 2:
+        return image.astype(np.float64)
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        return image[..., :3].astype(np.float64) @ GREY_WEIGHTS
+    raise ValueError(f"expected a (Y, X) grey or (Y, X, 3|4) colour image, got shape {image.shape}")
+
+
+def joint_unit_range(
+    *images: np.ndarray, source_dtype: np.dtype | type | None = None, percentile: float = 0.01
+) -> list[np.ndarray]:
+    """Scale images together to float32 [0, 1] using their joint robust min and max.
+
+    The same scale for all keeps their relative brightness; the tails (``percentile`` %
+    at each end, e.g. hot pixels in fluorescence) are clipped. uint8 images keep the
+    fixed 0–255 scale (pass ``source_dtype`` when the images are derived from uint8 data,
+    e.g. their grey conversion).
+    """
+    dtypes = {np.dtype(source_dtype)} if source_dtype is not None else {img.dtype for img in images}
+    if dtypes == {np.dtype(np.uint8)}:
+        return [img.astype(np.float32) / 255.0 for img in images]
+    sample = np.concatenate([img.ravel()[:: max(1, img.size // 1_000_000)] for img in images])
+    lo, hi = np.percentile(sample.astype(np.float64), [percentile, 100.0 - percentile])
+    if hi <= lo:
+        hi = lo + 1.0
+    scale = np.float32(1.0 / (hi - lo))
+    return [np.clip((img.astype(np.float32) - np.float32(lo)) * scale, 0.0, 1.0) for img in images]
+
+
+def to_uint8_grey(image: np.ndarray) -> np.ndarray:
+    """MATLAB-style grey rounded to uint8 (input scaled to 0–255 first if not uint8)."""
+    grey = to_grey(image)
+    if image.dtype != np.uint8:
+        grey = joint_unit_range(grey, source_dtype=image.dtype)[0] * 255.0
+    return np.clip(np.round(grey), 0, 255).astype(np.uint8)

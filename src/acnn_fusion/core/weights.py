@@ -1,0 +1,109 @@
+"""Saving and loading model weights, with a sidecar JSON that records their sha256.
+
+``<name>.pt`` is a plain state dict (loaded with ``weights_only=True``); ``<name>.json``
+holds the widths, the sha256 of the ``.pt`` file, the model version and how it was trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from acnn_fusion.core.model import ACNN, ACNNConfig
+
+MODEL_VERSION = "acnn-1"
+
+
+class WeightsError(ValueError):
+    """The weights file is missing, altered or not an ACNN state dict."""
+
+
+def default_weights_path() -> Path:
+    """The weights shipped inside the package."""
+    return Path(str(resources.files("acnn_fusion") / "weights" / "acnn_default.pt"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_weights(model: ACNN, path: str | Path, *, training: dict | None = None) -> Path:
+    """Write ``path`` (state dict, float32) and its sidecar ``.json`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    meta = {
+        "model_version": MODEL_VERSION,
+        "sha256": sha256_of(path),
+        "widths": model.config.to_dict(),
+        "parameters": sum(v.numel() for v in state.values()),
+        "training": training or {},
+    }
+    _atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=2).encode())
+    return path
+
+
+def read_metadata(path: str | Path | None = None) -> dict:
+    """The sidecar metadata of a weights file (the shipped one by default)."""
+    path = Path(path) if path is not None else default_weights_path()
+    meta_path = path.with_suffix(".json")
+    if not meta_path.exists():
+        raise WeightsError(f"{path}: metadata file {meta_path.name} is missing")
+    try:
+        return json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{meta_path}: not valid JSON ({exc})") from exc
+
+
+def load_model(path: str | Path | None = None) -> ACNN:
+    """Load and verify a weights file (default: the shipped model) into an eval-mode ACNN."""
+    resolved = Path(path).resolve() if path is not None else default_weights_path()
+    return _load_model_cached(str(resolved), resolved.stat().st_mtime_ns if resolved.exists() else 0)
+
+
+@lru_cache(maxsize=4)
+def _load_model_cached(path_str: str, _mtime: int) -> ACNN:
+    path = Path(path_str)
+    if not path.exists():
+        raise WeightsError(f"weights file not found: {path}")
+    meta = read_metadata(path)
+    actual = sha256_of(path)
+    if actual != meta.get("sha256"):
+        raise WeightsError(
+            f"{path}: sha256 {actual[:12]}… does not match the recorded {str(meta.get('sha256'))[:12]}…; "
+            "the file is damaged or was replaced"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our weights"
+        raise WeightsError(f"{path}: not a loadable state dict ({exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: not a state dict of tensors")
+    try:
+        model = ACNN(ACNNConfig(**meta["widths"]))
+        model.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: weights do not fit the ACNN ({exc})") from exc
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

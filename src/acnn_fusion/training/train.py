@@ -1,0 +1,192 @@
+"""Train the ACNN patch classifier; checkpoints every epoch and resumes after a stop."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from acnn_fusion.core.model import ACNN, ACNNConfig
+from acnn_fusion.core.weights import save_weights
+from acnn_fusion.training.data import PatchPairs, find_images, sample_patch_pairs
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (recorded with the weights)."""
+
+    images: list[str]
+    epochs: int = 6
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    warmup_steps: int = 300
+    patches_per_image: int = 450
+    val_fraction: float = 0.1
+    seed: int = 0
+    widths: ACNNConfig = field(default_factory=ACNNConfig)
+    bf16: bool = False  # only pays off on CPUs with native bf16 (AVX-512 BF16/AMX)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = self.widths.to_dict()
+        return d
+
+
+def _augment(sharp: torch.Tensor, blurred: torch.Tensor, gen: torch.Generator):
+    """Random order (the label), dihedral transform, brightness and noise for a batch."""
+    n = sharp.shape[0]
+    label = torch.randint(0, 2, (n,), generator=gen)
+    first = torch.where(label[:, None, None] == 1, sharp, blurred)
+    second = torch.where(label[:, None, None] == 1, blurred, sharp)
+    pair = torch.stack([first, second], dim=1)  # (N, 2, 16, 16)
+    k = int(torch.randint(0, 4, (1,), generator=gen))
+    pair = torch.rot90(pair, k, dims=(2, 3))
+    if torch.rand(1, generator=gen) < 0.5:
+        pair = pair.flip(3)
+    gain = 1.0 + 0.3 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5)
+    offset = 0.1 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5)
+    gain_ab = 1.0 + 0.06 * (torch.rand(n, 2, 1, 1, generator=gen) - 0.5)
+    noise_sd = 0.01 * torch.rand(n, 1, 1, 1, generator=gen)
+    pair = pair * gain * gain_ab + offset + noise_sd * torch.randn(pair.shape, generator=gen)
+    return pair[:, :1], pair[:, 1:], label
+
+
+def _split_by_image(paths: Sequence[Path], val_fraction: float, seed: int):
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_val = max(1, int(round(val_fraction * len(paths))))
+    val = [paths[i] for i in sorted(order[:n_val])]
+    train = [paths[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+@torch.no_grad()
+def validation_accuracy(model: ACNN, pairs: PatchPairs, bf16: bool) -> float:
+    """Share of held-out pairs classified correctly, both orders counted."""
+    model.eval()
+    correct = total = 0
+    sharp = torch.from_numpy(pairs.sharp.astype(np.float32))[:, None]
+    blurred = torch.from_numpy(pairs.blurred.astype(np.float32))[:, None]
+    for start in range(0, len(pairs), 2048):
+        s, b = sharp[start : start + 2048], blurred[start : start + 2048]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            p_ab = ACNN.score(model(s, b)).flatten()
+            p_ba = ACNN.score(model(b, s)).flatten()
+        correct += int((p_ab > 0.5).sum() + (p_ba < 0.5).sum())
+        total += 2 * len(s)
+    model.train()
+    return correct / total
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train, checkpoint to ``<out>.ckpt`` each epoch, write final weights to ``out``."""
+    out = Path(out)
+    checkpoint_path = out.with_name(out.name + ".ckpt")
+    torch.manual_seed(config.seed)
+    paths = find_images(config.images)
+    if len(paths) < 2:
+        raise ValueError(f"need at least two training images, found {len(paths)} in {config.images}")
+    train_paths, val_paths = _split_by_image(paths, config.val_fraction, config.seed)
+    t0 = time.perf_counter()
+    train_pairs = sample_patch_pairs(
+        train_paths, patches_per_image=config.patches_per_image, seed=config.seed
+    )
+    val_pairs = sample_patch_pairs(
+        val_paths, patches_per_image=config.patches_per_image // 3, seed=config.seed + 1
+    )
+    log(
+        f"{len(train_paths)} training / {len(val_paths)} validation images → "
+        f"{len(train_pairs)} / {len(val_pairs)} patch pairs ({time.perf_counter() - t0:.0f} s); "
+        f"{len(train_pairs.skipped) + len(val_pairs.skipped)} unreadable images skipped"
+    )
+
+    model = ACNN(config.widths).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    steps_per_epoch = len(train_pairs) // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+
+    def lr_factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    history: list[dict] = []
+    start_epoch = 0
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = json.loads(state["history"])
+        start_epoch = len(history)
+        log(f"resumed from {checkpoint_path} after epoch {start_epoch}")
+
+    sharp = torch.from_numpy(train_pairs.sharp.astype(np.float32))
+    blurred = torch.from_numpy(train_pairs.blurred.astype(np.float32))
+    for epoch in range(start_epoch, config.epochs):
+        gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        order = torch.randperm(len(train_pairs), generator=gen)
+        t_epoch = time.perf_counter()
+        running = 0.0
+        for step in range(steps_per_epoch):
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            a, b, label = _augment(sharp[idx], blurred[idx], gen)
+            a = a.contiguous(memory_format=torch.channels_last)
+            b = b.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model(a, b).flatten(1)
+            # class 0 = "A is focused", matching ACNN.score
+            loss = F.cross_entropy(logits.float(), 1 - label)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+            if (step + 1) % 200 == 0:
+                rate = (step + 1) * config.batch_size / (time.perf_counter() - t_epoch)
+                log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} "
+                    f"loss {running / 200:.4f} ({rate:.0f} pairs/s)")
+                running = 0.0
+        accuracy = validation_accuracy(model, val_pairs, config.bf16)
+        seconds = time.perf_counter() - t_epoch
+        history.append({"epoch": epoch + 1, "val_accuracy": accuracy, "seconds": seconds})
+        tmp = checkpoint_path.with_name(checkpoint_path.name + ".tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": json.dumps(history),
+            },
+            tmp,
+        )
+        os.replace(tmp, checkpoint_path)
+        log(f"epoch {epoch + 1}: validation accuracy {accuracy:.4%} ({seconds:.0f} s)")
+
+    report = {
+        "train_config": config.to_dict(),
+        "train_images": len(train_paths),
+        "val_images": len(val_paths),
+        "train_pairs": len(train_pairs),
+        "val_pairs": len(val_pairs),
+        "history": history,
+        "val_accuracy": history[-1]["val_accuracy"] if history else None,
+        "train_seconds": sum(h["seconds"] for h in history),
+    }
+    save_weights(model, out, training=report)
+    return report
