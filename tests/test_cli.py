@@ -18,8 +18,21 @@ def pair_files(tmp_path, camera_pair):
 def test_fuse_writes_fused_and_maps(pair_files, tmp_path, capsys, camera_pair):
     a, b = pair_files
     out = tmp_path / "out" / "fused.tif"
-    code = main(["fuse", str(a), str(b), "-o", str(out), "--focus-map", str(tmp_path / "fm.tif"),
-                 "--decision-map", str(tmp_path / "dm.png"), "--threshold", "0.5"])
+    code = main(
+        [
+            "fuse",
+            str(a),
+            str(b),
+            "-o",
+            str(out),
+            "--focus-map",
+            str(tmp_path / "fm.tif"),
+            "--decision-map",
+            str(tmp_path / "dm.png"),
+            "--threshold",
+            "0.5",
+        ]
+    )
     assert code == 0
     fused = read_image(out)
     assert fused.dtype == np.uint8 and fused.shape == camera_pair.image_a.shape
@@ -71,3 +84,55 @@ def test_version_and_info(capsys):
     assert exit_info.value.code == 0 and __version__ in capsys.readouterr().out
     assert main(["info"]) == 0
     assert "verified" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def small_stack():
+    from acnn_fusion.synthetic import sample_stack
+
+    s = sample_stack()
+    return s.stack[:, :96, :96], s.depth_index[:96, :96]
+
+
+def test_stack_from_imagej_hyperstack_keeps_pixel_size(tmp_path, small_stack):
+    import tifffile
+
+    stack, _ = small_stack
+    two_channels = np.stack([stack, stack // 2], axis=1)  # (Z, C, Y, X)
+    path = tmp_path / "hyper.tif"
+    tifffile.imwrite(
+        path,
+        two_channels,
+        imagej=True,
+        resolution=(1 / 0.25, 1 / 0.25),
+        metadata={"axes": "ZCYX", "unit": "um"},
+    )
+    out, depth = tmp_path / "fused.tif", tmp_path / "depth.tif"
+    assert main(["stack", str(path), "-o", str(out), "--depth-map", str(depth)]) == 0
+    with tifffile.TiffFile(out) as tif:
+        fused = tif.asarray()
+        x_res = tif.pages.first.tags["XResolution"].value
+    assert fused.shape == (2, 96, 96) and fused.dtype == np.uint16
+    assert x_res[1] / x_res[0] == pytest.approx(0.25)
+    assert read_image(depth).max() < stack.shape[0]
+
+
+def test_stack_from_folder_of_planes_in_natural_order(tmp_path, small_stack):
+    stack, truth = small_stack
+    folder = tmp_path / "planes"
+    for z, plane in enumerate(stack):
+        write_image(folder / f"plane{z + 1}.png", plane)  # plane10 would sort before plane2
+    out, depth = tmp_path / "fused.tif", tmp_path / "depth.tif"
+    assert main(["stack", str(folder), "-o", str(out), "--depth-map", str(depth)]) == 0
+    from acnn_fusion.io import natural_key
+
+    names = [p.name for p in sorted(folder.iterdir(), key=natural_key)]
+    assert names[:2] == ["plane1.png", "plane2.png"]
+    found = read_image(depth).astype(int)
+    assert np.mean(np.abs(found - truth) <= 1) > 0.8
+
+
+def test_stack_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert main(["stack", str(tmp_path / "empty"), "-o", str(tmp_path / "x.tif")]) == 2
+    assert main(["stack", str(tmp_path / "nothing.tif"), "-o", str(tmp_path / "x.tif")]) == 2

@@ -21,8 +21,15 @@ def image_folder(tmp_path):
 
 
 def _config(folder) -> TrainConfig:
-    return TrainConfig(images=[str(folder)], epochs=2, batch_size=32, warmup_steps=5,
-                       patches_per_image=90, val_fraction=0.25, widths=ACNNConfig(4, 8, 8, 8))
+    return TrainConfig(
+        images=[str(folder)],
+        epochs=2,
+        batch_size=32,
+        warmup_steps=5,
+        patches_per_image=90,
+        val_fraction=0.25,
+        widths=ACNNConfig(4, 8, 8, 8),
+    )
 
 
 def test_patch_pairs_are_changed_by_the_blur(image_folder):

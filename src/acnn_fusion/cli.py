@@ -1,4 +1,4 @@
-"""Command line: ``acnn-fusion fuse | evaluate | demo | train | info``."""
+"""Command line: ``acnn-fusion fuse | stack | evaluate | demo | train | info``."""
 
 from __future__ import annotations
 
@@ -29,8 +29,13 @@ def _progress_bar(description: str):
 
     def update(done: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=description, unit="tile", leave=False,
-                              disable=total < 4 or not sys.stderr.isatty())
+            bar["bar"] = tqdm(
+                total=total,
+                desc=description,
+                unit="tile",
+                leave=False,
+                disable=total < 4 or not sys.stderr.isatty(),
+            )
         bar["bar"].n = done
         bar["bar"].refresh()
         if done >= total:
@@ -66,14 +71,23 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     image_a, image_b = read_image(args.a), read_image(args.b)
     start = time.perf_counter()
     result = fuse_pair(
-        image_a, image_b, threshold=args.threshold, min_region=args.min_region, preset=args.preset,
-        device=args.device, tile=args.tile, weights=args.weights, progress=_progress_bar("fusing"),
+        image_a,
+        image_b,
+        threshold=args.threshold,
+        min_region=args.min_region,
+        preset=args.preset,
+        device=args.device,
+        tile=args.tile,
+        weights=args.weights,
+        progress=_progress_bar("fusing"),
     )
     seconds = time.perf_counter() - start
     write_image(args.output, result.fused)
     _write_maps(result, args.focus_map, args.decision_map)
-    print(f"fused {args.a.name} + {args.b.name} → {args.output} in {seconds:.2f} s "
-          f"({result.decision_map.mean():.1%} of pixels from A)")
+    print(
+        f"fused {args.a.name} + {args.b.name} → {args.output} in {seconds:.2f} s "
+        f"({result.decision_map.mean():.1%} of pixels from A)"
+    )
     return 0
 
 
@@ -120,8 +134,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.fused_dir is not None:
             fused = read_image(_find_fused(args.fused_dir, name))
         else:
-            fused = fuse_pair(image_a, image_b, threshold=args.threshold, min_region=args.min_region,
-                              preset=args.preset, device=args.device, weights=args.weights).fused
+            fused = fuse_pair(
+                image_a,
+                image_b,
+                threshold=args.threshold,
+                min_region=args.min_region,
+                preset=args.preset,
+                device=args.device,
+                weights=args.weights,
+            ).fused
         seconds = time.perf_counter() - start
         row = {"pair": name, **evaluate(image_a, image_b, fused)}
         if args.fused_dir is None:
@@ -170,11 +191,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sharp = read_image(sample / "pair_sharp.tif").astype(np.float64)
     error = result.fused.astype(np.float64) - sharp
     psnr = 10 * np.log10(255.0**2 / max(np.mean(error**2), 1e-12))
-    print(f"fused the sample pair {image_a.shape} in {seconds:.2f} s → {out}/fused.tif, "
-          "focus_map.tif, decision_map.png")
+    print(
+        f"fused the sample pair {image_a.shape} in {seconds:.2f} s → {out}/fused.tif, "
+        "focus_map.tif, decision_map.png"
+    )
     print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    print(f"against ground truth: decision accuracy {np.mean(result.decision_map == truth):.2%}, "
-          f"PSNR {psnr:.2f} dB")
+    print(
+        f"against ground truth: decision accuracy {np.mean(result.decision_map == truth):.2%}, "
+        f"PSNR {psnr:.2f} dB"
+    )
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from acnn_fusion.core.stack import fuse_stack
+    from acnn_fusion.io import read_stack, write_image
+
+    _refuse_overwriting_inputs([args.output, args.depth_map], [args.input])
+    stack = read_stack(args.input)
+    data, axes = stack.data, stack.axes
+    for i in reversed(range(len(axes))):  # drop singleton axes other than Y and X
+        if data.shape[i] == 1 and axes[i] not in "YX":
+            data, axes = data.take(0, axis=i), axes[:i] + axes[i + 1 :]
+    if "T" in axes:
+        raise CLIError(
+            f"{args.input}: time-lapse stacks (axes {axes}) are not supported yet; "
+            "split the time points first"
+        )
+    z_axis = args.axis if args.axis is not None else (axes.index("Z") if "Z" in axes else 0)
+    channel_axis = axes.index("C") if "C" in axes else None
+    start = time.perf_counter()
+    result = fuse_stack(
+        data,
+        axis=z_axis,
+        channel_axis=channel_axis,
+        detect_channel=args.channel,
+        strategy=args.strategy,
+        threshold=args.threshold,
+        min_region=args.min_region,
+        preset=args.preset,
+        device=args.device,
+        tile=args.tile,
+        weights=args.weights,
+        progress=_progress_bar("folding"),
+    )
+    seconds = time.perf_counter() - start
+    meta = {"pixel_size": stack.pixel_size, "unit": stack.unit}
+    write_image(args.output, result.fused, **meta)
+    if args.depth_map is not None:
+        write_image(args.depth_map, result.depth_map, **meta)
+    n_slices = data.shape[z_axis]
+    print(
+        f"folded {n_slices} slices of {args.input.name} ({result.strategy}) → {args.output} "
+        f"in {seconds:.2f} s"
+    )
     return 0
 
 
@@ -183,10 +253,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from acnn_fusion.training.train import TrainConfig, train
 
     widths = ACNNConfig(*args.widths) if args.widths else ACNNConfig()
-    config = TrainConfig(images=[str(p) for p in args.images], epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.lr,
-                         patches_per_image=args.patches_per_image, seed=args.seed, widths=widths,
-                         bf16=args.bf16)
+    config = TrainConfig(
+        images=[str(p) for p in args.images],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        patches_per_image=args.patches_per_image,
+        seed=args.seed,
+        widths=widths,
+        bf16=args.bf16,
+    )
     report = train(config, args.out, resume=not args.restart, log=lambda m: print(m, flush=True))
     print(f"wrote {args.out} (validation accuracy {report['val_accuracy']:.4%})")
     return 0
@@ -212,8 +288,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _add_fusion_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="default", choices=["default", "paper"],
-                        help="default: β=0.5; paper: Du & Gao's β=0.9")
+    parser.add_argument(
+        "--preset",
+        default="default",
+        choices=["default", "paper"],
+        help="default: β=0.5; paper: Du & Gao's β=0.9",
+    )
     parser.add_argument("--threshold", type=float, help="β: focus map level above which A is taken")
     parser.add_argument("--min-region", type=float, help="smallest region kept, as a fraction of the area")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -242,8 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("b", type=Path, nargs="?", help="image B")
     evaluate.add_argument("fused", type=Path, nargs="?", help="fused image")
     evaluate.add_argument("--pairs", type=Path, help="folder of *-A.*/*-B.* pairs to score")
-    evaluate.add_argument("--fused", dest="fused_dir", type=Path,
-                          help="folder of fused images named after the pairs (default: fuse them now)")
+    evaluate.add_argument(
+        "--fused",
+        dest="fused_dir",
+        type=Path,
+        help="folder of fused images named after the pairs (default: fuse them now)",
+    )
     evaluate.add_argument("--out", type=Path, help="table path stem (writes .csv and .md)")
     _add_fusion_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
@@ -253,6 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
     demo.add_argument("--device", default="auto")
     demo.set_defaults(func=cmd_demo)
+
+    stack = sub.add_parser("stack", help="fold a focal stack into one all-in-focus image")
+    stack.add_argument("input", type=Path, help="multi-page/hyperstack TIFF, or a folder of planes")
+    stack.add_argument("-o", "--output", type=Path, required=True, help="fused image (.tif)")
+    stack.add_argument("--depth-map", type=Path, help="write the source slice index per pixel")
+    stack.add_argument("--axis", type=int, help="focus axis (default: the Z axis, else the first)")
+    stack.add_argument("--channel", type=int, help="detect focus on this channel (default: all)")
+    stack.add_argument("--strategy", default="features", choices=["features", "pairwise"])
+    stack.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
+    _add_fusion_options(stack)
+    stack.set_defaults(func=cmd_stack)
 
     train = sub.add_parser("train", help="train the patch classifier on folders of sharp images")
     train.add_argument("--images", type=Path, nargs="+", required=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +24,16 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: unsupported file type {path.suffix!r} (use TIFF, PNG or JPEG)")
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
-            return tifffile.imread(path)
-        import imageio.v3 as iio
+            image = tifffile.imread(path)
+        else:
+            import imageio.v3 as iio
 
-        return np.asarray(iio.imread(path))
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file to the user
+            image = np.asarray(iio.imread(path))
+    except Exception as exc:
         raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from exc
+    if image.ndim < 2 or image.size == 0:
+        raise ValueError(f"{path}: cannot read image (the file holds no image data)")
+    return image
 
 
 def _current_umask() -> int:
@@ -36,8 +42,18 @@ def _current_umask() -> int:
     return mask
 
 
-def write_image(path: str | Path, image: np.ndarray, *, metadata: dict | None = None) -> Path:
-    """Write TIFF (any dtype) or PNG/JPEG (uint8/uint16) atomically; return the path."""
+def write_image(
+    path: str | Path,
+    image: np.ndarray,
+    *,
+    metadata: dict | None = None,
+    pixel_size: tuple[float, float] | None = None,
+    unit: str | None = None,
+) -> Path:
+    """Write TIFF (any dtype) or PNG/JPEG (uint8/uint16) atomically; return the path.
+
+    ``pixel_size`` (y, x) in ``unit`` is stored as ImageJ-readable TIFF resolution.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -50,9 +66,13 @@ def write_image(path: str | Path, image: np.ndarray, *, metadata: dict | None = 
     try:
         if suffix in TIFF_SUFFIXES:
             photometric = "rgb" if image.ndim == 3 and image.shape[-1] in (3, 4) else "minisblack"
-            tifffile.imwrite(
-                tmp_name, image, photometric=photometric, metadata=metadata, compression="zlib"
-            )
+            options: dict = {"photometric": photometric, "metadata": metadata, "compression": "zlib"}
+            if pixel_size is not None:
+                options["resolution"] = (1.0 / pixel_size[1], 1.0 / pixel_size[0])
+                if image.dtype in (np.uint8, np.uint16, np.float32):
+                    options["imagej"] = True
+                    options["metadata"] = {**(metadata or {}), "unit": unit or "pixel"}
+            tifffile.imwrite(tmp_name, image, **options)
         else:
             import imageio.v3 as iio
 
@@ -65,3 +85,61 @@ def write_image(path: str | Path, image: np.ndarray, *, metadata: dict | None = 
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+@dataclass
+class StackData:
+    """A focal stack as read from disk: the array, its axes (tifffile letters) and pixel size."""
+
+    data: np.ndarray
+    axes: str
+    pixel_size: tuple[float, float] | None = None  # (y, x) in ``unit`` per pixel
+    unit: str | None = None
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that puts plane2 before plane10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def read_stack(path: str | Path) -> StackData:
+    """A multi-page/hyperstack/OME TIFF, or a folder of focal planes (natural sort order)."""
+    path = Path(path)
+    if path.is_dir():
+        planes = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+        if len(planes) < 2:
+            raise ValueError(f"{path}: a folder stack needs at least two image files, found {len(planes)}")
+        images = [read_image(p) for p in planes]
+        shapes = {i.shape for i in images}
+        if len(shapes) > 1:
+            raise ValueError(f"{path}: focal planes differ in shape: {sorted(shapes)}")
+        data = np.stack(images)
+        return StackData(data, "ZYX" if data.ndim == 3 else "ZYXS")
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        raise ValueError(f"{path}: a stack must be a TIFF file or a folder of images")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            data, axes = series.asarray(), series.axes
+            pixel_size, unit = _tiff_pixel_size(tif)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read TIFF stack ({type(exc).__name__}: {exc})") from exc
+    return StackData(data, axes, pixel_size, unit)
+
+
+def _tiff_pixel_size(tif: tifffile.TiffFile) -> tuple[tuple[float, float] | None, str | None]:
+    if tif.ome_metadata:
+        found = {k: float(v) for k, v in re.findall(r'PhysicalSize([XY])="([0-9.eE+-]+)"', tif.ome_metadata)}
+        if "X" in found:
+            unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
+            return (found.get("Y", found["X"]), found["X"]), unit.group(1) if unit else "µm"
+    page = tif.pages.first
+    tags = page.tags
+    if "XResolution" in tags and "YResolution" in tags:
+        (xn, xd), (yn, yd) = tags["XResolution"].value, tags["YResolution"].value
+        if xn and yn and (xn, xd) != (1, 1):
+            unit = (tif.imagej_metadata or {}).get("unit")
+            return (yd / yn, xd / xn), unit
+    return None, None

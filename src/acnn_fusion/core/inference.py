@@ -43,8 +43,42 @@ def available_devices() -> list[str]:
     return names
 
 
-def _tile_starts(n_scores: int, tile_scores: int) -> list[int]:
-    return list(range(0, n_scores, tile_scores))
+def score_tiles(height: int, width: int, tile: int) -> list[tuple[slice, slice, slice, slice]]:
+    """Split the score map of an image into tiles: (score rows, score cols, input rows, input cols).
+
+    Each tile carries the input rows and columns its patches need, so tiled evaluation
+    computes exactly the patches an untiled one does.
+    """
+    if tile < PATCH_SIZE:
+        raise ValueError(f"tile must be at least {PATCH_SIZE} pixels, got {tile}")
+    h, w = score_map_shape(height, width)
+    step = (tile - PATCH_SIZE) // SCORE_STRIDE + 1
+    tiles = []
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        for c0 in range(0, w, step):
+            c1 = min(w, c0 + step)
+            tiles.append(
+                (
+                    slice(r0, r1),
+                    slice(c0, c1),
+                    slice(SCORE_STRIDE * r0, SCORE_STRIDE * (r1 - 1) + PATCH_SIZE),
+                    slice(SCORE_STRIDE * c0, SCORE_STRIDE * (c1 - 1) + PATCH_SIZE),
+                )
+            )
+    return tiles
+
+
+def prepare(model: ACNN, device: torch.device) -> ACNN:
+    """Move the model to ``device`` (channels-last on the CPU, where it is faster)."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+
+
+def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(N, Y, X) float32 numpy → (N, 1, Y, X) tensor on ``device``."""
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cpu" else x
 
 
 @torch.inference_mode()
@@ -57,41 +91,18 @@ def score_map(
     tile: int = DEFAULT_TILE,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Patch scores at stride 2: float32 (h, w), entry (i, j) for the patch at (2i, 2j).
-
-    Tiles are cut in score space, each with the input rows its patches need, so a tiled
-    run computes exactly the same patches as an untiled one.
-    """
-    if tile < PATCH_SIZE:
-        raise ValueError(f"tile must be at least {PATCH_SIZE} pixels, got {tile}")
-    h, w = score_map_shape(*grey_a.shape)
-    tile_scores = (tile - PATCH_SIZE) // SCORE_STRIDE + 1
-    model = model.to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    pair = np.stack([grey_a, grey_b]).astype(np.float32, copy=False)
-    scores = np.empty((h, w), dtype=np.float32)
-    rows, cols = _tile_starts(h, tile_scores), _tile_starts(w, tile_scores)
-    done, total = 0, len(rows) * len(cols)
-    for r0 in rows:
-        r1 = min(h, r0 + tile_scores)
-        for c0 in cols:
-            c1 = min(w, c0 + tile_scores)
-            crop = pair[
-                :,
-                SCORE_STRIDE * r0 : SCORE_STRIDE * (r1 - 1) + PATCH_SIZE,
-                SCORE_STRIDE * c0 : SCORE_STRIDE * (c1 - 1) + PATCH_SIZE,
-            ]
-            x = torch.from_numpy(np.ascontiguousarray(crop))[:, None].to(device)
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            features = model.branch(x)
-            logits = model.head(features[:1], features[1:])
-            tile_scores_map = ACNN.score(logits)[0, : r1 - r0, : c1 - c0]
-            scores[r0:r1, c0:c1] = tile_scores_map.cpu().numpy()
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    """Patch scores at stride 2: float32 (h, w), entry (i, j) for the patch at (2i, 2j)."""
+    tiles = score_tiles(*grey_a.shape, tile)
+    model = prepare(model, device)
+    scores = np.empty(score_map_shape(*grey_a.shape), dtype=np.float32)
+    for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
+        x = to_input(np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]]), device)
+        features = model.branch(x)
+        logits = model.head(features[:1], features[1:])
+        n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
+        scores[rows, cols] = ACNN.score(logits)[0, :n_rows, :n_cols].cpu().numpy()
+        if progress is not None:
+            progress(done, len(tiles))
     return scores
 
 
@@ -107,26 +118,33 @@ def _window8_sum(values: np.ndarray, axis: int) -> np.ndarray:
     return total
 
 
-def focus_map_from_scores(scores: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Average of the scores of every 16×16 patch (stride 2) covering each pixel.
+def patch_average_grid(values: np.ndarray) -> np.ndarray:
+    """Mean of per-patch values over the patches covering each 2×2 pixel block.
 
     A pixel at row y is covered by the patches of score rows y//2 − 7 … y//2, so the
-    average is an 8×8 box sum on the score grid, repeated ×2 in each direction, divided
-    by the number of covering patches. Pixels beyond the last patch (odd margins) take
-    the value of their nearest covered neighbour.
+    average is an 8×8 box sum on the score grid divided by the number of covering
+    patches. Returns float64 (h + 7, w + 7); :func:`grid_to_pixels` expands it.
     """
+    sums = _window8_sum(_window8_sum(values.astype(np.float64), 0), 1)
+    count_rows = _window8_sum(np.ones(values.shape[0]), 0)
+    count_cols = _window8_sum(np.ones(values.shape[1]), 0)
+    return sums / np.outer(count_rows, count_cols)
+
+
+def grid_to_pixels(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Expand a per-2×2-block grid to pixels; an odd uncovered margin copies its neighbour."""
     height, width = shape
-    sums = _window8_sum(_window8_sum(scores.astype(np.float64), 0), 1)
-    count_rows = _window8_sum(np.ones(scores.shape[0]), 0)
-    count_cols = _window8_sum(np.ones(scores.shape[1]), 0)
-    mean = sums / np.outer(count_rows, count_cols)
-    full = np.repeat(np.repeat(mean, SCORE_STRIDE, axis=0), SCORE_STRIDE, axis=1)
-    covered_h = min(height, full.shape[0])
-    covered_w = min(width, full.shape[1])
+    full = np.repeat(np.repeat(grid, SCORE_STRIDE, axis=0), SCORE_STRIDE, axis=1)
+    covered_h, covered_w = min(height, full.shape[0]), min(width, full.shape[1])
     full = full[:covered_h, :covered_w]
     if (covered_h, covered_w) != (height, width):
         full = np.pad(full, ((0, height - covered_h), (0, width - covered_w)), mode="edge")
-    return full.astype(np.float32)
+    return full
+
+
+def focus_map_from_scores(scores: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Average of the scores of every 16×16 patch (stride 2) covering each pixel: float32 (Y, X)."""
+    return grid_to_pixels(patch_average_grid(scores), shape).astype(np.float32)
 
 
 def compute_focus_map(

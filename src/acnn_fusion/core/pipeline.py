@@ -54,9 +54,7 @@ def validate_image(image: object, name: str) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
     if image.dtype.type not in SUPPORTED_DTYPES:
-        raise TypeError(
-            f"{name} has unsupported dtype {image.dtype}; use uint8, uint16, float32 or float64"
-        )
+        raise TypeError(f"{name} has unsupported dtype {image.dtype}; use uint8, uint16, float32 or float64")
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
         raise ValueError(
             f"{name} must be (Y, X) grey or (Y, X, 3|4) colour, got shape {image.shape}; "

@@ -94,7 +94,7 @@ def _load_model_cached(path_str: str, _mtime: int) -> ACNN:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our weights"
+    except Exception as exc:
         raise WeightsError(f"{path}: not a loadable state dict ({exc})") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: not a state dict of tensors")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from acnn_fusion.core.model import PATCH_SIZE
 from acnn_fusion.core.imageops import joint_unit_range, to_grey
+from acnn_fusion.core.model import PATCH_SIZE
 from acnn_fusion.io import IMAGE_SUFFIXES, read_image
 
 
@@ -89,8 +89,10 @@ def sample_patch_pairs(
             # oversample, then keep the pairs the blur really changed
             ys = rng.integers(0, h - PATCH_SIZE + 1, size=per_blur * 3)
             xs = rng.integers(0, w - PATCH_SIZE + 1, size=per_blur * 3)
-            idx = (ys[:, None, None] + np.arange(PATCH_SIZE)[None, :, None],
-                   xs[:, None, None] + np.arange(PATCH_SIZE)[None, None, :])
+            idx = (
+                ys[:, None, None] + np.arange(PATCH_SIZE)[None, :, None],
+                xs[:, None, None] + np.arange(PATCH_SIZE)[None, None, :],
+            )
             s, b = grey[idx], blurred[idx]
             keep = np.abs(s - b).mean(axis=(1, 2)) >= min_difference
             sharp_list.append(s[keep][:per_blur])

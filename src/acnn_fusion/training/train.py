@@ -61,7 +61,7 @@ def _augment(sharp: torch.Tensor, blurred: torch.Tensor, gen: torch.Generator):
 
 def _split_by_image(paths: Sequence[Path], val_fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(len(paths))
-    n_val = max(1, int(round(val_fraction * len(paths))))
+    n_val = max(1, round(val_fraction * len(paths)))
     val = [paths[i] for i in sorted(order[:n_val])]
     train = [paths[i] for i in sorted(order[n_val:])]
     return train, val
@@ -159,8 +159,10 @@ def train(
             running += loss.item()
             if (step + 1) % 200 == 0:
                 rate = (step + 1) * config.batch_size / (time.perf_counter() - t_epoch)
-                log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} "
-                    f"loss {running / 200:.4f} ({rate:.0f} pairs/s)")
+                log(
+                    f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} "
+                    f"loss {running / 200:.4f} ({rate:.0f} pairs/s)"
+                )
                 running = 0.0
         accuracy = validation_accuracy(model, val_pairs, config.bf16)
         seconds = time.perf_counter() - t_epoch

@@ -1,0 +1,234 @@
+"""Fold a focal stack into one all-in-focus image and a depth map.
+
+Two strategies:
+
+``features`` (default)
+    Every slice goes through the network branch once. The first fully connected layer is
+    linear in the concatenated features, so each slice's contribution to it is computed
+    once (:meth:`Head.project`), and any two slices can be compared patch by patch at the
+    cost of an addition and a 1×1 layer. The stack is folded *per patch*: each patch
+    position keeps the slice that won every comparison so far (the paper's sequential
+    fold, done on the classifier's decisions rather than on fused images). Each pixel then
+    takes the slice chosen by most of the 16×16 patches covering it (the stack analogue of
+    the paper's focus-map averaging); ``confidence`` is the share of those patches.
+``pairwise``
+    The paper's fold: fuse slices 1 and 2 with the full pair pipeline (focus map,
+    threshold, small-region removal), then the result with slice 3, and so on, tracking
+    the source slice of every pixel. Costs two branch passes per slice and accumulates
+    hard decisions; kept for comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from acnn_fusion.core.imageops import SUPPORTED_DTYPES, joint_unit_range
+from acnn_fusion.core.inference import (
+    DEFAULT_TILE,
+    ProgressCallback,
+    compute_focus_map,
+    grid_to_pixels,
+    patch_average_grid,
+    prepare,
+    score_tiles,
+    select_device,
+    to_input,
+)
+from acnn_fusion.core.model import ACNN, PATCH_SIZE, score_map_shape
+from acnn_fusion.core.pipeline import PRESETS, FusionSettings, decide
+from acnn_fusion.core.weights import load_model
+
+STRATEGIES = ("features", "pairwise")
+
+
+@dataclass
+class StackResult:
+    """Result of :func:`fuse_stack`."""
+
+    fused: np.ndarray  # the stack's shape without the z axis, same dtype
+    depth_map: np.ndarray  # uint16 (Y, X): index of the source slice of each pixel
+    confidence: np.ndarray  # float32 (Y, X) in [0, 1]
+    strategy: str
+
+
+def _standardise(stack: np.ndarray, axis: int, channel_axis: int | None) -> np.ndarray:
+    """Move z to the front and channels (if any) to the back: (Z, Y, X[, C])."""
+    if not isinstance(stack, np.ndarray):
+        raise TypeError(f"stack must be a numpy array, got {type(stack).__name__}")
+    if stack.dtype.type not in SUPPORTED_DTYPES:
+        raise TypeError(f"stack has unsupported dtype {stack.dtype}; use uint8, uint16, float32 or float64")
+    ndim = stack.ndim
+    if ndim not in (3, 4):
+        raise ValueError(
+            f"stack must be (Z, Y, X) or (Z, Y, X, C) after choosing axes, got {ndim}-D shape {stack.shape}"
+        )
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for a {ndim}-D stack")
+    axis %= ndim
+    if channel_axis is not None:
+        if not -ndim <= channel_axis < ndim:
+            raise ValueError(f"channel_axis {channel_axis} is out of range for a {ndim}-D stack")
+        channel_axis %= ndim
+        if channel_axis == axis:
+            raise ValueError("axis and channel_axis must differ")
+        stack = np.moveaxis(stack, [axis, channel_axis], [0, -1])
+    else:
+        stack = np.moveaxis(stack, axis, 0)
+        if stack.ndim == 4 and stack.shape[-1] not in (3, 4):
+            raise ValueError(
+                f"4-D stack {stack.shape} needs channel_axis (or an RGB last axis of length 3 or 4)"
+            )
+    if stack.shape[0] < 1:
+        raise ValueError("stack has no slices")
+    if stack.shape[1] < PATCH_SIZE or stack.shape[2] < PATCH_SIZE:
+        raise ValueError(f"slices are {stack.shape[1]}×{stack.shape[2]}, smaller than a 16×16 patch")
+    if stack.dtype.kind == "f" and not np.isfinite(stack).all():
+        raise ValueError("stack contains NaN or infinite values")
+    return stack
+
+
+def _focus_channel(stack: np.ndarray, detect_channel: int | None) -> np.ndarray:
+    """(Z, Y, X) float32 [0, 1] luminance (RGB), one channel, or the mean of channels."""
+    if stack.ndim == 3:
+        grey = stack
+    elif detect_channel is not None:
+        grey = stack[..., detect_channel]
+    elif stack.shape[-1] in (3, 4) and stack.dtype == np.uint8:
+        from acnn_fusion.core.imageops import GREY_WEIGHTS
+
+        grey = stack[..., :3].astype(np.float32) @ GREY_WEIGHTS.astype(np.float32)
+    else:
+        # independent channels (fluorescence): normalise each, then average
+        grey = np.mean([joint_unit_range(stack[..., c])[0] for c in range(stack.shape[-1])], axis=0)
+        return grey.astype(np.float32)
+    return joint_unit_range(grey, source_dtype=stack.dtype)[0]
+
+
+@torch.inference_mode()
+def _patch_winners(
+    model: ACNN, grey: np.ndarray, device: torch.device, tile: int, progress: ProgressCallback | None
+) -> np.ndarray:
+    """Per patch position, the slice that won every comparison so far: int (h, w)."""
+    n_slices, height, width = grey.shape
+    winners = np.zeros(score_map_shape(height, width), dtype=np.int64)
+    tiles = score_tiles(height, width, tile)
+    model = prepare(model, device)
+    done, total = 0, len(tiles) * n_slices
+    for rows, cols, in_rows, in_cols in tiles:
+        n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
+        best_index = best_as_a = None
+        for z in range(n_slices):
+            features = model.branch(to_input(grey[z : z + 1, in_rows, in_cols], device))
+            as_a = model.head.project(features, as_a=True)
+            if best_as_a is None:
+                best_as_a = as_a
+                best_index = torch.zeros(as_a.shape[2:], dtype=torch.int64, device=device)
+            else:
+                as_b = model.head.project(features, as_a=False)
+                keep = ACNN.score(model.head.combine(best_as_a, as_b))[0] >= 0.5
+                best_index = torch.where(keep, best_index, z)
+                best_as_a = torch.where(keep, best_as_a, as_a)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        winners[rows, cols] = best_index[:n_rows, :n_cols].cpu().numpy()
+    return winners
+
+
+def _vote(winners: np.ndarray, n_slices: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the slice most covering patches chose, and the share that chose it."""
+    best_share = best_index = None
+    for z in np.unique(winners):
+        share = patch_average_grid(winners == z)
+        if best_share is None:
+            best_share, best_index = share, np.full(share.shape, z, dtype=np.uint16)
+        else:
+            better = share > best_share
+            best_share = np.where(better, share, best_share)
+            best_index[better] = z
+    depth = grid_to_pixels(best_index, shape).astype(np.uint16)
+    confidence = grid_to_pixels(best_share, shape).astype(np.float32)
+    return depth, confidence
+
+
+def _pairwise(
+    model: ACNN,
+    grey: np.ndarray,
+    settings: FusionSettings,
+    device: torch.device,
+    tile: int,
+    progress: ProgressCallback | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    depth = np.zeros(grey.shape[1:], dtype=np.uint16)
+    confidence = np.ones(grey.shape[1:], dtype=np.float32)
+    current = grey[0].copy()
+    for z in range(1, grey.shape[0]):
+        focus = compute_focus_map(model, current, grey[z], device=device, tile=tile)
+        keep = decide(focus, settings)
+        current = np.where(keep, current, grey[z])
+        depth = np.where(keep, depth, np.uint16(z))
+        confidence = np.where(keep, focus, 1.0 - focus).astype(np.float32)
+        if progress is not None:
+            progress(z, grey.shape[0] - 1)
+    return depth, confidence
+
+
+def fuse_stack(
+    stack: np.ndarray,
+    *,
+    axis: int = 0,
+    channel_axis: int | None = None,
+    detect_channel: int | None = None,
+    strategy: str = "features",
+    threshold: float | None = None,
+    min_region: float | None = None,
+    preset: str = "default",
+    device: str = "auto",
+    tile: int = DEFAULT_TILE,
+    weights: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> StackResult:
+    """Fold a focal stack into one all-in-focus image.
+
+    ``stack``: (Z, Y, X), (Z, Y, X, 3|4) RGB, or any order with ``axis`` (the focus axis)
+    and ``channel_axis``; uint8, uint16, float32 or float64. Focus is detected on the
+    luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
+    every channel is then copied from the chosen slice. ``threshold``/``min_region`` apply
+    to the ``pairwise`` strategy. Returns a :class:`StackResult`.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    base = PRESETS[preset]
+    settings = FusionSettings(
+        threshold=base.threshold if threshold is None else threshold,
+        min_region=base.min_region if min_region is None else min_region,
+    )
+    standard = _standardise(stack, axis, channel_axis)
+    if detect_channel is not None and not (
+        standard.ndim == 4 and -standard.shape[-1] <= detect_channel < standard.shape[-1]
+    ):
+        raise ValueError(f"detect_channel {detect_channel} does not name a channel of this stack")
+    torch_device = select_device(device)
+    model = load_model(weights)
+    grey = _focus_channel(standard, detect_channel)
+    shape = grey.shape[1:]
+    if grey.shape[0] == 1:
+        depth = np.zeros(shape, np.uint16)
+        confidence = np.ones(shape, np.float32)
+    elif strategy == "features":
+        winners = _patch_winners(model, grey, torch_device, tile, progress)
+        depth, confidence = _vote(winners, grey.shape[0], shape)
+    else:
+        depth, confidence = _pairwise(model, grey, settings, torch_device, tile, progress)
+    index = depth.reshape(1, *shape, *([1] * (standard.ndim - 3)))
+    fused = np.take_along_axis(standard, index.astype(np.intp), axis=0)[0]
+    if channel_axis is not None:  # put the channels back where the caller had them
+        ndim = stack.ndim
+        position = channel_axis % ndim - (1 if channel_axis % ndim > axis % ndim else 0)
+        fused = np.moveaxis(fused, -1, position)
+    return StackResult(fused=fused, depth_map=depth, confidence=confidence, strategy=strategy)

@@ -1,0 +1,69 @@
+"""fuse_stack: depth and fused image against a synthetic stack with known depth."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from acnn_fusion import fuse_stack
+from acnn_fusion.synthetic import render_stack
+
+from .conftest import textured
+
+
+@pytest.fixture(scope="module")
+def synthetic_stack():
+    sharp = data.camera()[::2, ::2][:160, :192]
+    _yy, xx = np.mgrid[0:160, 0:192]
+    depth = 4.0 * xx / 191.0  # a ramp through 5 slices
+    depth[40:100, 50:110] = 4.0  # an occluding block in the last slice
+    return render_stack(sharp, depth, 5, radius_per_slice=2.0)
+
+
+def _within_one(result, truth, region):
+    return float(np.mean(np.abs(result.depth_map[region].astype(int) - truth[region]) <= 1))
+
+
+@pytest.mark.parametrize("strategy", ["features", "pairwise"])
+def test_depth_matches_ground_truth(synthetic_stack, strategy):
+    result = fuse_stack(synthetic_stack.stack, strategy=strategy)
+    region = textured(synthetic_stack.sharp)
+    assert result.depth_map.dtype == np.uint16 and result.depth_map.shape == (160, 192)
+    assert _within_one(result, synthetic_stack.depth_index, region) >= 0.9
+    assert result.fused.dtype == synthetic_stack.stack.dtype
+    # every fused pixel is the pixel of the slice the depth map names
+    expected = np.take_along_axis(synthetic_stack.stack, result.depth_map[None].astype(int), 0)[0]
+    assert np.array_equal(result.fused, expected)
+    assert 0 <= result.confidence.min() and result.confidence.max() <= 1
+
+
+def test_axes_and_channels_are_respected(synthetic_stack):
+    stack = synthetic_stack.stack.astype(np.uint16) * 200
+    # (Y, C, Z, X): z on axis 2, two channels on axis 1 (the second is a dim copy)
+    two_channels = np.stack([stack, stack // 4], axis=-1)  # (Z, Y, X, C)
+    moved = np.transpose(two_channels, (1, 3, 0, 2))
+    result = fuse_stack(moved, axis=2, channel_axis=1)
+    assert result.fused.shape == (160, 2, 192) and result.fused.dtype == np.uint16
+    reference = fuse_stack(stack)
+    assert np.mean(result.depth_map == reference.depth_map) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("stack", "kwargs", "message"),
+    [
+        (np.zeros((3, 32, 32)), {"axis": 5}, "out of range"),
+        (np.zeros((3, 32, 32, 5)), {}, "channel_axis"),
+        (np.zeros((2, 3, 4, 32, 32)), {}, "5-D"),
+        (np.zeros((3, 8, 32)), {}, "smaller than"),
+        (np.zeros((3, 32, 32), np.int64), {}, "dtype"),
+        (np.zeros((3, 32, 32)), {"strategy": "magic"}, "strategy"),
+    ],
+)
+def test_bad_stacks_are_refused(stack, kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        fuse_stack(stack, **kwargs)
+
+
+def test_single_slice_returns_it():
+    stack = np.random.default_rng(0).integers(0, 255, (1, 32, 32), dtype=np.uint8)
+    result = fuse_stack(stack)
+    assert np.array_equal(result.fused, stack[0]) and not result.depth_map.any()
