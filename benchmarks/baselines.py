@@ -44,19 +44,29 @@ def fuse_pair_by_measure(a: np.ndarray, b: np.ndarray, measure: str) -> tuple[np
     return blend(a, b, decision), decision
 
 
+def _expand(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(image, shape, order=1, mode="reflect", anti_aliasing=False)
+
+
 def _pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
-    from skimage.transform import pyramid_laplacian
+    """Laplacian pyramid: band-pass details at each level, the low-pass residual last."""
+    from skimage.transform import pyramid_reduce
 
     channel_axis = -1 if image.ndim == 3 else None
-    return list(pyramid_laplacian(image, max_layer=levels, channel_axis=channel_axis, sigma=1.0))
+    bands, current = [], image
+    for _ in range(levels):
+        smaller = pyramid_reduce(current, downscale=2, sigma=1.0, channel_axis=channel_axis)
+        bands.append(current - _expand(smaller, current.shape))
+        current = smaller
+    return [*bands, current]
 
 
 def _collapse(pyramid: list[np.ndarray]) -> np.ndarray:
-    from skimage.transform import resize
-
     image = pyramid[-1]
     for detail in reversed(pyramid[:-1]):
-        image = resize(image, detail.shape, order=1, mode="reflect", anti_aliasing=False) + detail
+        image = _expand(image, detail.shape) + detail
     return image
 
 

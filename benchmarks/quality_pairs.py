@@ -23,7 +23,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 sys.path.insert(0, str(Path(__file__).parent))
 from acnn_fusion.core.inference import compute_focus_map, select_device
-from acnn_fusion.core.pipeline import PRESETS, blend, decide, grey_pair
+from acnn_fusion.core.pipeline import PRESETS, fuse_from_focus_map, grey_pair
 from acnn_fusion.core.weights import load_model
 from acnn_fusion.io import read_image
 from acnn_fusion.metrics import evaluate
@@ -39,8 +39,8 @@ def acnn_fusions(a: np.ndarray, b: np.ndarray, weights: str | None = None) -> di
     focus = compute_focus_map(load_model(weights), ga, gb, device=select_device("auto"))
     out = {}
     for preset, settings in PRESETS.items():
-        decision = decide(focus, settings)
-        out[f"acnn-{preset}"] = (blend(a, b, decision), decision)
+        result = fuse_from_focus_map(a, b, focus, settings)
+        out[f"acnn-{preset}"] = (result.fused, result.decision_map)
     return out
 
 
