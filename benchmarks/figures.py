@@ -62,8 +62,9 @@ def panel(a: np.ndarray, b: np.ndarray, size: int = 256) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data")))
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data"))
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs/images")
     args = parser.parse_args()
     sample = REPO / "sample_data"

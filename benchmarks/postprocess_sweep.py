@@ -33,15 +33,17 @@ def variants() -> dict[str, dict]:
     for radius in (2, 4, 8):
         for window in (3, 5, 7):
             out[f"beta=0.5 region=0.01 refine r={radius} w={window}"] = {
-                "settings": FusionSettings(), "refine": {"radius": radius, "window": window}
+                "settings": FusionSettings(),
+                "refine": {"radius": radius, "window": window},
             }
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data")))
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data"))
+    )
     parser.add_argument("--weights")
     args = parser.parse_args()
     from acnn_fusion.core.pipeline import refine_boundary
@@ -63,8 +65,11 @@ def main() -> None:
             ma, mb, mf = to_metric_grey(a), to_metric_grey(b), to_metric_grey(fused)
             mi.append(fusion_mi(ma, mb, mf))
             qabf.append(q_abf(ma, mb, mf))
-        print(f"{name:45s} MI {np.mean(mi):.4f}  Qabf {np.mean(qabf):.4f}  "
-              f"min dQabf-vs-first {np.min(qabf):.4f}", flush=True)
+        print(
+            f"{name:45s} MI {np.mean(mi):.4f}  Qabf {np.mean(qabf):.4f}  "
+            f"min dQabf-vs-first {np.min(qabf):.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

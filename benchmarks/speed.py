@@ -106,7 +106,9 @@ def main() -> None:
     for name in args.cases:
         out = subprocess.run(
             [sys.executable, __file__, "--child", name, "--repeats", str(args.repeats)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
@@ -123,8 +125,10 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| case | median s | MP/s | peak RSS MB |", "|---|---|---|---|"]
-    lines += [f"| {r['case']} | {r['seconds_median']:.3f} | {r['megapixels_per_s']:.2f} | "
-              f"{r['peak_rss_MB']:.0f} |" for r in rows]
+    lines += [
+        f"| {r['case']} | {r['seconds_median']:.3f} | {r['megapixels_per_s']:.2f} | {r['peak_rss_MB']:.0f} |"
+        for r in rows
+    ]
     lines.append("")
     lines += [f"- {k}: {v:.1f}" for k, v in summary.items()]
     (args.out / "speed.md").write_text("\n".join(lines) + "\n")
