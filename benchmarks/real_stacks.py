@@ -20,11 +20,10 @@ import numpy as np
 from skimage.transform import resize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from baselines import projection  # noqa: E402
-from figures import _heat  # noqa: E402
-
-from acnn_fusion import fuse_stack  # noqa: E402
-from acnn_fusion.io import read_stack, write_image  # noqa: E402
+from acnn_fusion import fuse_stack
+from acnn_fusion.io import read_stack, write_image
+from baselines import projection
+from figures import _heat
 
 REPO = Path(__file__).resolve().parents[1]
 STACKS = [
@@ -66,8 +65,9 @@ def _stack_array(path: Path) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data")))
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data"))
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--only", nargs="*")
     args = parser.parse_args()
@@ -75,8 +75,10 @@ def main() -> None:
     if not root.is_dir():
         print(f"no stacks under {root}; nothing to do")
         return
-    lines = ["| stack | slices × size, dtype | ACNN s | variance projection s | ACNN vs variance depth ±1 |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| stack | slices × size, dtype | ACNN s | variance projection s | ACNN vs variance depth ±1 |",
+        "|---|---|---|---|---|",
+    ]
     for name in args.only or STACKS:
         data = _stack_array(root / name)
         start = time.perf_counter()
@@ -88,9 +90,11 @@ def main() -> None:
         agree = float(np.mean(np.abs(result.depth_map.astype(int) - var_depth) <= 1))
         n = max(1, data.shape[0] - 1)
         tiles = [
-            _show(data[data.shape[0] // 2], 320), _show(result.fused, 320),
+            _show(data[data.shape[0] // 2], 320),
+            _show(result.fused, 320),
             resize(_heat(result.depth_map / n), (_show(result.fused, 320).shape[:2])),
-            _show(var_fused, 320), resize(_heat(var_depth / n), (_show(var_fused, 320).shape[:2])),
+            _show(var_fused, 320),
+            resize(_heat(var_depth / n), (_show(var_fused, 320).shape[:2])),
         ]
         montage = np.concatenate(tiles, axis=1)
         slug = name.replace("/", "_").replace(".tif", "")

@@ -1,4 +1,4 @@
-"""Command line: ``acnn-fusion fuse | stack | evaluate | demo | train | info``."""
+"""Command line: ``acnn-fusion fuse | stack | batch | evaluate | demo | train | info``."""
 
 from __future__ import annotations
 
@@ -204,22 +204,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
+    from acnn_fusion.batch import stack_axes
     from acnn_fusion.core.stack import fuse_stack
     from acnn_fusion.io import read_stack, write_image
 
     _refuse_overwriting_inputs([args.output, args.depth_map], [args.input])
     stack = read_stack(args.input)
-    data, axes = stack.data, stack.axes
-    for i in reversed(range(len(axes))):  # drop singleton axes other than Y and X
-        if data.shape[i] == 1 and axes[i] not in "YX":
-            data, axes = data.take(0, axis=i), axes[:i] + axes[i + 1 :]
-    if "T" in axes:
-        raise CLIError(
-            f"{args.input}: time-lapse stacks (axes {axes}) are not supported yet; "
-            "split the time points first"
-        )
-    z_axis = args.axis if args.axis is not None else (axes.index("Z") if "Z" in axes else 0)
-    channel_axis = axes.index("C") if "C" in axes else None
+    data, z_axis, channel_axis = stack_axes(stack, args.axis, name=args.input)
     start = time.perf_counter()
     result = fuse_stack(
         data,
@@ -246,6 +237,37 @@ def cmd_stack(args: argparse.Namespace) -> int:
         f"in {seconds:.2f} s"
     )
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from acnn_fusion.batch import run_batch
+
+    if args.input.resolve() == args.output.resolve():
+        raise CLIError(f"output folder {args.output} is the input folder; choose another folder")
+
+    def show(entry) -> None:
+        detail = f": {entry.error}" if entry.error else ""
+        timing = f" ({entry.seconds:.2f} s)" if entry.status == "ok" else ""
+        print(f"{entry.status:>9}  {entry.file}{timing}{detail}", flush=True)
+
+    report = run_batch(
+        args.input,
+        args.output,
+        mode=args.mode,
+        pair_pattern=tuple(args.pair_suffixes),
+        threshold=args.threshold,
+        min_region=args.min_region,
+        preset=args.preset,
+        device=args.device,
+        tile=args.tile,
+        strategy=args.strategy,
+        weights=args.weights,
+        save_maps=args.save_maps,
+        progress=_progress_bar("batch"),
+        on_entry=show,
+    )
+    print(f"{report.summary()} → {args.output} (batch_report.json, batch_report.csv)")
+    return 1 if report.failed else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -348,6 +370,28 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
     _add_fusion_options(stack)
     stack.set_defaults(func=cmd_stack)
+
+    batch = sub.add_parser("batch", help="fuse every focal stack or A/B pair of a folder (resumable)")
+    batch.add_argument("input", type=Path, help="folder of TIFF stacks or of <stem>_A/<stem>_B pairs")
+    batch.add_argument("output", type=Path, help="output folder (not the input folder)")
+    batch.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "stack", "pair"],
+        help="auto: pairs if any A/B pair is found, else stacks",
+    )
+    batch.add_argument(
+        "--pair-suffixes",
+        nargs=2,
+        default=["_A", "_B"],
+        metavar=("A", "B"),
+        help="file name endings of the two images of a pair (default: _A _B)",
+    )
+    batch.add_argument("--save-maps", action="store_true", help="pairs: also write focus and decision maps")
+    batch.add_argument("--strategy", default="features", choices=["features", "pairwise"])
+    batch.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
+    _add_fusion_options(batch)
+    batch.set_defaults(func=cmd_batch)
 
     train = sub.add_parser("train", help="train the patch classifier on folders of sharp images")
     train.add_argument("--images", type=Path, nargs="+", required=True)

@@ -1,0 +1,466 @@
+"""Batch fusion of a folder: every focal stack, or every A/B pair, into an output folder.
+
+:func:`run_batch` is resumable: after an input's outputs are written it writes a JSON
+sidecar ``<stem>.done.json`` (parameters, package version, model sha256, input sizes and
+modification times); a re-run skips inputs whose sidecar still matches and whose outputs
+exist. One bad input is recorded as ``failed`` and the others go on. Every run ends with
+``batch_report.json`` and ``batch_report.csv`` in the output folder. No GUI imports here.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from acnn_fusion.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, StackData
+
+MODES = ("auto", "stack", "pair")
+STRATEGIES = ("features", "pairwise")
+REPORT_JSON = "batch_report.json"
+REPORT_CSV = "batch_report.csv"
+SIDECAR_SUFFIX = ".done.json"
+#: parameters that do not change the outputs and so do not force a redo when they change
+_NOT_COMPARED = ("device",)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class BatchStopped(Exception):
+    """Raised inside a fusion's progress callback once ``should_stop()`` turns true."""
+
+
+@dataclass
+class BatchEntry:
+    """One input (a stack file or an A/B pair) and what became of it."""
+
+    file: str  # the input's file name (pairs: "A + B")
+    status: str  # ok, failed, skipped or cancelled
+    error: str = ""
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchReport:
+    """What :func:`run_batch` did; also written as ``batch_report.json``/``.csv``."""
+
+    input_dir: Path
+    output_dir: Path
+    mode: str  # the mode actually used: stack or pair
+    parameters: dict
+    model_sha256: str
+    version: str
+    entries: list[BatchEntry] = field(default_factory=list)
+    cancelled: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(entry.status == status for entry in self.entries)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def ok(self) -> int:
+        return self.count("ok")
+
+    @property
+    def skipped(self) -> int:
+        return self.count("skipped")
+
+    def summary(self) -> str:
+        text = f"{self.ok} fused, {self.skipped} skipped, {self.failed} failed"
+        if self.cancelled:
+            text += f", {self.count('cancelled')} not run (cancelled)"
+        return text
+
+
+@dataclass
+class _Job:
+    name: str  # output stem
+    kind: str  # stack or pair
+    inputs: list[Path]
+    problem: str = ""  # set: fails without being read (e.g. an A without its B)
+
+    @property
+    def label(self) -> str:
+        return " + ".join(p.name for p in self.inputs)
+
+
+def stack_axes(
+    stack: StackData, axis: int | None = None, *, name: str | Path = "stack"
+) -> tuple[np.ndarray, int, int | None]:
+    """The array of a read stack with singleton axes dropped, its focus axis and channel axis.
+
+    The focus axis is ``axis`` if given, else the Z axis, else the first. Raises ValueError
+    for time-lapse stacks.
+    """
+    data, axes = stack.data, stack.axes
+    for i in reversed(range(len(axes))):  # drop singleton axes other than Y and X
+        if data.shape[i] == 1 and axes[i] not in "YX":
+            data, axes = data.take(0, axis=i), axes[:i] + axes[i + 1 :]
+    if "T" in axes:
+        raise ValueError(
+            f"{name}: time-lapse stacks (axes {axes}) are not supported yet; split the time points first"
+        )
+    z_axis = axis if axis is not None else (axes.index("Z") if "Z" in axes else 0)
+    channel_axis = axes.index("C") if "C" in axes else None
+    return data, z_axis, channel_axis
+
+
+def model_sha256(weights: str | Path | None = None) -> str:
+    """The sha256 of the model in use, from its metadata (else hashed from the file)."""
+    from acnn_fusion.core.weights import default_weights_path, read_metadata
+
+    try:
+        return str(read_metadata(weights)["sha256"])
+    except Exception:
+        path = Path(weights) if weights is not None else default_weights_path()
+        if not path.is_file():
+            return "unknown"
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _visible_files(folder: Path, suffixes: set[str]) -> list[Path]:
+    from acnn_fusion.io import natural_key
+
+    return sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+        ),
+        key=natural_key,
+    )
+
+
+def find_pairs(folder: Path, pair_pattern: tuple[str, str] = ("_A", "_B")) -> list[_Job]:
+    """Pairs ``<stem><A>.<ext>``/``<stem><B>.<ext>``; a lone A or B is a job that fails."""
+    suffix_a, suffix_b = pair_pattern
+    if not suffix_a or not suffix_b or suffix_a == suffix_b:
+        raise ValueError(f"pair suffixes must be two different non-empty strings, got {pair_pattern}")
+    files = _visible_files(folder, IMAGE_SUFFIXES)
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path)
+    jobs: list[_Job] = []
+    used_b: set[Path] = set()
+    for path_a in files:
+        if not path_a.stem.endswith(suffix_a):
+            continue
+        stem = path_a.stem[: -len(suffix_a)]
+        candidates = by_stem.get(stem + suffix_b, [])
+        same_ext = [p for p in candidates if p.suffix.lower() == path_a.suffix.lower()]
+        path_b = (same_ext or candidates or [None])[0]
+        if path_b is None:
+            jobs.append(_Job(stem, "pair", [path_a], f"no matching {stem + suffix_b}.* for {path_a.name}"))
+        else:
+            used_b.add(path_b)
+            jobs.append(_Job(stem, "pair", [path_a, path_b]))
+    for path_b in files:
+        if path_b.stem.endswith(suffix_b) and path_b not in used_b:
+            stem = path_b.stem[: -len(suffix_b)]
+            jobs.append(_Job(stem, "pair", [path_b], f"no matching {stem + suffix_a}.* for {path_b.name}"))
+    return jobs
+
+
+def find_stacks(folder: Path) -> list[_Job]:
+    """Every ``*.tif``/``*.tiff`` file of ``folder`` as a focal stack."""
+    return [_Job(p.stem, "stack", [p]) for p in _visible_files(folder, TIFF_SUFFIXES)]
+
+
+def _output_names(job: _Job, save_maps: bool) -> list[str]:
+    if job.kind == "stack":
+        return [f"{job.name}_fused.tif", f"{job.name}_depth.tif"]
+    names = [f"{job.name}_fused.tif"]
+    if save_maps:
+        names += [f"{job.name}_focus.tif", f"{job.name}_decision.png"]
+    return names
+
+
+def _signature(paths: list[Path]) -> list[dict]:
+    out = []
+    for p in paths:
+        st = p.stat()
+        out.append({"name": p.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _comparable(parameters: dict) -> dict:
+    return {k: v for k, v in parameters.items() if k not in _NOT_COMPARED}
+
+
+def _is_done(sidecar: Path, job: _Job, parameters: dict, sha: str, output_dir: Path) -> bool:
+    try:
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+        return (
+            _comparable(record.get("parameters", {})) == _comparable(parameters)
+            and record.get("model_sha256") == sha
+            and record.get("inputs") == _signature(job.inputs)
+            and all((output_dir / name).is_file() for name in record.get("outputs", []))
+            and set(record.get("outputs", [])) >= set(_output_names(job, parameters["save_maps"]))
+        )
+    except (OSError, ValueError, AttributeError, KeyError):
+        return False
+
+
+def _check_outputs(jobs: list[_Job], input_dir: Path, output_dir: Path, save_maps: bool) -> None:
+    if output_dir.resolve() == input_dir.resolve():
+        raise ValueError(
+            f"output folder {output_dir} is the input folder; choose another folder for the results"
+        )
+    inputs = {p.resolve() for job in jobs for p in job.inputs}
+    for job in jobs:
+        for name in [*_output_names(job, save_maps), job.name + SIDECAR_SUFFIX]:
+            out = (output_dir / name).resolve()
+            if out in inputs:
+                raise ValueError(f"output {out} would overwrite an input; refusing to overwrite an input")
+
+
+def _fuse_job(
+    job: _Job, output_dir: Path, parameters: dict, options: dict, tile_progress: ProgressCallback
+) -> list[str]:
+    from acnn_fusion.io import read_image, read_stack, write_image
+
+    names = _output_names(job, parameters["save_maps"])
+    if job.kind == "stack":
+        from acnn_fusion.core.stack import fuse_stack
+
+        stack = read_stack(job.inputs[0])
+        data, z_axis, channel_axis = stack_axes(stack, name=job.inputs[0])
+        result = fuse_stack(
+            data,
+            axis=z_axis,
+            channel_axis=channel_axis,
+            strategy=parameters["strategy"],
+            progress=tile_progress,
+            **options,
+        )
+        meta = {"pixel_size": stack.pixel_size, "unit": stack.unit}
+        write_image(output_dir / names[0], result.fused, **meta)
+        write_image(output_dir / names[1], result.depth_map, **meta)
+        return names
+
+    from acnn_fusion.core.pipeline import fuse_pair
+
+    image_a, image_b = (read_image(p) for p in job.inputs)
+    result = fuse_pair(image_a, image_b, progress=tile_progress, **options)
+    write_image(output_dir / names[0], result.fused)
+    if parameters["save_maps"]:
+        write_image(output_dir / names[1], result.focus_map)
+        write_image(output_dir / names[2], result.decision_map.astype(np.uint8) * 255)
+    return names
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, (ValueError, TypeError, FileNotFoundError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def write_report(report: BatchReport) -> tuple[Path, Path]:
+    """Write ``batch_report.json`` and ``batch_report.csv`` into the report's output folder."""
+    params_text = json.dumps(report.parameters, sort_keys=True)
+    document = {
+        "input_dir": str(report.input_dir),
+        "output_dir": str(report.output_dir),
+        "mode": report.mode,
+        "version": report.version,
+        "model_sha256": report.model_sha256,
+        "parameters": report.parameters,
+        "cancelled": report.cancelled,
+        "counts": {s: report.count(s) for s in ("ok", "skipped", "failed", "cancelled")},
+        "entries": [asdict(e) for e in report.entries],
+    }
+    json_path = report.output_dir / REPORT_JSON
+    csv_path = report.output_dir / REPORT_CSV
+    _write_text_atomic(json_path, json.dumps(document, indent=2) + "\n")
+    buffer = io.StringIO()
+    columns = ["file", "status", "error", "seconds", "outputs", "parameters", "model_sha256", "version"]
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for e in report.entries:
+        writer.writerow(
+            {
+                "file": e.file,
+                "status": e.status,
+                "error": e.error,
+                "seconds": f"{e.seconds:.3f}",
+                "outputs": ";".join(e.outputs),
+                "parameters": params_text,
+                "model_sha256": report.model_sha256,
+                "version": report.version,
+            }
+        )
+    _write_text_atomic(csv_path, buffer.getvalue())
+    return json_path, csv_path
+
+
+def run_batch(
+    inputs: str | Path,
+    output_dir: str | Path,
+    *,
+    mode: str = "auto",
+    pair_pattern: tuple[str, str] = ("_A", "_B"),
+    threshold: float | None = None,
+    min_region: float | None = None,
+    preset: str = "default",
+    device: str = "auto",
+    tile: int | None = None,
+    strategy: str = "features",
+    weights: str | Path | None = None,
+    save_maps: bool = False,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_entry: Callable[[BatchEntry], None] | None = None,
+) -> BatchReport:
+    """Fuse every stack (``mode="stack"``) or A/B pair (``"pair"``) of the folder ``inputs``.
+
+    ``auto`` uses pairs if any A/B pair is found, else stacks. Writes ``<stem>_fused.tif``
+    and ``<stem>_depth.tif`` (stacks) or ``<stem>_fused.tif`` [+ ``_focus.tif``,
+    ``_decision.png`` with ``save_maps``] (pairs) into ``output_dir``, a sidecar per input
+    and the run report. ``progress(done, total)`` counts inputs; ``should_stop()`` is polled
+    between inputs and tiles and ends the run early (the rest are ``cancelled``).
+    ``on_entry(entry)`` is called as each input is settled. Raises ValueError for usage
+    problems (output folder = input folder, an output that would overwrite an input, bad
+    options, no inputs).
+    """
+    from acnn_fusion import __version__
+    from acnn_fusion.core.inference import DEFAULT_TILE
+    from acnn_fusion.core.pipeline import PRESETS
+
+    input_dir, output_dir = Path(inputs), Path(output_dir)
+    if not input_dir.exists():
+        raise FileNotFoundError(f"no such folder: {input_dir}")
+    if not input_dir.is_dir():
+        raise ValueError(f"{input_dir}: batch input must be a folder")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {list(MODES)}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {list(STRATEGIES)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    pair_pattern = (str(pair_pattern[0]), str(pair_pattern[1]))
+    tile = DEFAULT_TILE if tile is None else int(tile)
+
+    pairs = find_pairs(input_dir, pair_pattern) if mode in ("auto", "pair") else []
+    if mode == "pair" or (mode == "auto" and any(not j.problem for j in pairs)):
+        kind, jobs = "pair", pairs
+    else:
+        kind, jobs = "stack", find_stacks(input_dir)
+    if not jobs:
+        wanted = f"*{pair_pattern[0]}.* / *{pair_pattern[1]}.* pairs" if kind == "pair" else "TIFF stacks"
+        raise ValueError(f"no {wanted} found in {input_dir}")
+    _check_outputs(jobs, input_dir, output_dir, save_maps)
+
+    base = PRESETS[preset]
+    parameters = {
+        "mode": kind,
+        "preset": preset,
+        "threshold": base.threshold if threshold is None else float(threshold),
+        "min_region": base.min_region if min_region is None else float(min_region),
+        "strategy": strategy if kind == "stack" else None,
+        "pair_suffixes": list(pair_pattern) if kind == "pair" else None,
+        "save_maps": bool(save_maps),
+        "tile": tile,
+        "device": device,
+        "weights": str(weights) if weights is not None else None,
+    }
+    options = {
+        "threshold": threshold,
+        "min_region": min_region,
+        "preset": preset,
+        "device": device,
+        "tile": tile,
+        "weights": str(weights) if weights is not None else None,
+    }
+    sha = model_sha256(weights)
+    report = BatchReport(input_dir, output_dir, kind, parameters, sha, __version__)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    stop = should_stop or (lambda: False)
+    total = len(jobs)
+    done_count = 0
+
+    def tile_progress(_done: int, _total: int) -> None:
+        if progress is not None:
+            progress(done_count, total)  # lets a GUI runner notice a cancel mid-file
+        if stop():
+            raise BatchStopped
+
+    def settle(entry: BatchEntry) -> None:
+        report.entries.append(entry)
+        if on_entry is not None:
+            on_entry(entry)
+
+    names_seen: set[str] = set()
+    for index, job in enumerate(jobs):
+        done_count = index
+        if progress is not None:
+            progress(index, total)
+        if stop():
+            report.cancelled = True
+            for rest in jobs[index:]:
+                settle(BatchEntry(rest.label, "cancelled", "run cancelled before this input"))
+            break
+        sidecar = output_dir / (job.name + SIDECAR_SUFFIX)
+        start = time.perf_counter()
+        if job.problem:
+            settle(BatchEntry(job.label, "failed", job.problem))
+            continue
+        if job.name in names_seen:
+            settle(BatchEntry(job.label, "failed", f"another input already writes {job.name}_fused.tif"))
+            continue
+        names_seen.add(job.name)
+        if _is_done(sidecar, job, parameters, sha, output_dir):
+            settle(BatchEntry(job.label, "skipped", outputs=_output_names(job, save_maps)))
+            continue
+        sidecar.unlink(missing_ok=True)  # outputs about to change: no stale "done" record
+        try:
+            written = _fuse_job(job, output_dir, parameters, options, tile_progress)
+        except BatchStopped:
+            report.cancelled = True
+            for rest in jobs[index:]:
+                settle(BatchEntry(rest.label, "cancelled", "run cancelled before this input finished"))
+            break
+        except Exception as exc:  # one bad input must not stop the others
+            settle(BatchEntry(job.label, "failed", _error_text(exc), time.perf_counter() - start))
+            continue
+        record = {
+            "inputs": _signature(job.inputs),
+            "outputs": written,
+            "parameters": parameters,
+            "model_sha256": sha,
+            "version": __version__,
+        }
+        _write_text_atomic(sidecar, json.dumps(record, indent=2) + "\n")
+        settle(BatchEntry(job.label, "ok", seconds=time.perf_counter() - start, outputs=written))
+    if progress is not None and not report.cancelled:
+        progress(total, total)
+    write_report(report)
+    return report
