@@ -111,7 +111,8 @@ def main() -> None:
     )
     table = [line for line in lines if line.startswith("|")]
     images = [line for line in lines if line.startswith("!")]
-    (args.out / "stacks.md").write_text(header + "\n".join(table) + "\n\n" + "\n".join(images))
+    images = [line.replace("](images/", "](../images/") for line in images]
+    (args.out / "results/real_stacks.md").write_text(header + "\n".join(table) + "\n\n" + "\n".join(images))
 
 
 if __name__ == "__main__":

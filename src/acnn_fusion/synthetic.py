@@ -81,7 +81,7 @@ def render_pair(
     image_a = np.where(hard, base, blurred)
     # B: background sharp, foreground blurred and spilling over the background
     image_b = soft * blurred + (1.0 - soft) * np.where(hard, blurred, base)
-    scale = np.iinfo(sharp.dtype).max if sharp.dtype.kind == "u" else 1.0
+    scale = float(sharp.max()) or 1.0  # noise relative to the data range, not the dtype
     if noise > 0:
         image_a = image_a + rng.normal(0, noise * scale, image_a.shape)
         image_b = image_b + rng.normal(0, noise * scale, image_b.shape)
@@ -109,12 +109,13 @@ def render_stack(
     rng = np.random.default_rng(seed)
     depth_index = np.clip(np.round(depth), 0, n_slices - 1).astype(np.uint16)
     # one blurred copy per integer defocus distance, then pick per pixel
-    levels = [defocus_image(sharp, radius_per_slice * d) for d in range(n_slices)]
+    levels = np.stack([defocus_image(sharp, radius_per_slice * d) for d in range(n_slices)])
     stack = np.empty((n_slices, *sharp.shape), dtype=sharp.dtype)
-    scale = np.iinfo(sharp.dtype).max if sharp.dtype.kind == "u" else 1.0
+    scale = float(sharp.max()) or 1.0  # noise relative to the data range, not the dtype
     for z in range(n_slices):
         distance = np.abs(depth_index.astype(int) - z)
-        plane = np.choose(distance, levels)
+        index = distance.reshape(1, *distance.shape, *([1] * (sharp.ndim - 2)))
+        plane = np.take_along_axis(levels, index, axis=0)[0]
         if noise > 0:
             plane = plane + rng.normal(0, noise * scale, plane.shape)
         stack[z] = _cast_like(plane, sharp.dtype)

@@ -48,6 +48,20 @@ PRESETS: dict[str, FusionSettings] = {
 }
 
 
+def resolve_settings(
+    preset: str = "default", threshold: float | None = None, min_region: float | None = None
+) -> FusionSettings:
+    """A preset's settings with ``threshold``/``min_region`` overridden where given."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    base = PRESETS[preset]
+    return replace(
+        base,
+        threshold=base.threshold if threshold is None else threshold,
+        min_region=base.min_region if min_region is None else min_region,
+    )
+
+
 @dataclass
 class FusionResult:
     """Result of :func:`fuse_pair`; arrays have the inputs' height and width."""
@@ -185,14 +199,7 @@ def fuse_pair(
     (``default`` or ``paper``). Returns a :class:`FusionResult`; ``fused`` has the inputs'
     shape and dtype and every pixel is copied from A or B.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    base = PRESETS[preset]
-    settings = replace(
-        base,
-        threshold=base.threshold if threshold is None else threshold,
-        min_region=base.min_region if min_region is None else min_region,
-    )
+    settings = resolve_settings(preset, threshold, min_region)
     a, b = validate_pair(image_a, image_b)
     torch_device = select_device(device)
     model = load_model(weights)

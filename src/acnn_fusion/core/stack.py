@@ -38,7 +38,7 @@ from acnn_fusion.core.inference import (
     to_input,
 )
 from acnn_fusion.core.model import ACNN, PATCH_SIZE, score_map_shape
-from acnn_fusion.core.pipeline import PRESETS, FusionSettings, decide
+from acnn_fusion.core.pipeline import FusionSettings, decide, resolve_settings
 from acnn_fusion.core.weights import load_model
 
 STRATEGIES = ("features", "pairwise")
@@ -201,13 +201,7 @@ def fuse_stack(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    base = PRESETS[preset]
-    settings = FusionSettings(
-        threshold=base.threshold if threshold is None else threshold,
-        min_region=base.min_region if min_region is None else min_region,
-    )
+    settings = resolve_settings(preset, threshold, min_region)
     standard = _standardise(stack, axis, channel_axis)
     if detect_channel is not None and not (
         standard.ndim == 4 and -standard.shape[-1] <= detect_channel < standard.shape[-1]

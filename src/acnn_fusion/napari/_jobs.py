@@ -16,7 +16,13 @@ from napari.layers import Image, Layer
 from napari.utils.colormaps import DirectLabelColormap
 
 from acnn_fusion.core.inference import DEFAULT_TILE
-from acnn_fusion.core.pipeline import PRESETS, FusionResult, FusionSettings, fuse_from_focus_map, fuse_pair
+from acnn_fusion.core.pipeline import (
+    FusionResult,
+    FusionSettings,
+    fuse_from_focus_map,
+    fuse_pair,
+    resolve_settings,
+)
 from acnn_fusion.napari._layers import (
     Placement,
     default_z_axis,
@@ -52,11 +58,7 @@ class FusionParameters:
     strategy: str = "features"  # stacks only
 
     def settings(self) -> FusionSettings:
-        base = PRESETS["default"]
-        return FusionSettings(
-            threshold=base.threshold if self.threshold is None else self.threshold,
-            min_region=base.min_region if self.min_region is None else self.min_region,
-        )
+        return resolve_settings("default", self.threshold, self.min_region)
 
 
 def _look(layer: Image) -> dict[str, Any]:
