@@ -160,11 +160,12 @@ def test_should_stop_cancels_the_rest(stack_folder, tmp_path):
     assert (tmp_path / "out" / "batch_report.json").exists()
 
 
-def test_stack_axes_drops_singletons_and_refuses_time():
-    data, z_axis, channel_axis = stack_axes(StackData(np.zeros((1, 5, 2, 16, 16)), "TZCYX"))
-    assert data.shape == (5, 2, 16, 16) and z_axis == 0 and channel_axis == 1
-    with pytest.raises(ValueError, match="time-lapse"):
-        stack_axes(StackData(np.zeros((3, 5, 16, 16)), "TZYX"), name="movie.tif")
+def test_stack_axes_drops_singletons_and_finds_time():
+    data, z_axis, channel_axis, time_axis = stack_axes(StackData(np.zeros((1, 5, 2, 16, 16)), "TZCYX"))
+    assert data.shape == (5, 2, 16, 16) and (z_axis, channel_axis, time_axis) == (0, 1, None)
+    assert stack_axes(StackData(np.zeros((3, 5, 16, 16)), "TZYX"))[1:] == (1, None, 0)
+    with pytest.raises(ValueError, match="time axis"):
+        stack_axes(StackData(np.zeros((3, 5, 16, 16)), "TZYX"), axis=0, name="movie.tif")
 
 
 def test_should_stop_during_a_fusion_leaves_no_sidecar(stack_folder, tmp_path):

@@ -136,3 +136,17 @@ def test_stack_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     assert main(["stack", str(tmp_path / "empty"), "-o", str(tmp_path / "x.tif")]) == 2
     assert main(["stack", str(tmp_path / "nothing.tif"), "-o", str(tmp_path / "x.tif")]) == 2
+
+
+def test_stack_time_lapse_hyperstack(tmp_path, small_stack):
+    import tifffile
+
+    stack, _ = small_stack
+    movie = np.stack([stack, stack], axis=0)  # (T, Z, Y, X)
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, movie, imagej=True, metadata={"axes": "TZYX"})
+    out, depth = tmp_path / "fused.tif", tmp_path / "depth.tif"
+    assert main(["stack", str(path), "-o", str(out), "--depth-map", str(depth)]) == 0
+    fused, depth_map = read_image(out), read_image(depth)
+    assert fused.shape == (2, 96, 96) and depth_map.shape == (2, 96, 96)
+    assert np.array_equal(depth_map[0], depth_map[1])

@@ -67,3 +67,27 @@ def test_single_slice_returns_it():
     stack = np.random.default_rng(0).integers(0, 255, (1, 32, 32), dtype=np.uint8)
     result = fuse_stack(stack)
     assert np.array_equal(result.fused, stack[0]) and not result.depth_map.any()
+
+
+def test_tiled_and_untiled_stacks_agree(synthetic_stack):
+    whole = fuse_stack(synthetic_stack.stack, tile=4096)
+    tiled = fuse_stack(synthetic_stack.stack, tile=48)
+    # tiles are cut in score space, so every patch comparison is the same computation
+    assert np.array_equal(whole.depth_map, tiled.depth_map)
+    np.testing.assert_allclose(whole.confidence, tiled.confidence, atol=1e-6)
+    assert np.array_equal(whole.fused, tiled.fused)
+
+
+def test_time_lapse_folds_each_time_point(synthetic_stack):
+    stack = synthetic_stack.stack[:, :64, :64]
+    movie = np.stack([stack, stack[::-1]], axis=1)  # (Z, T, Y, X); the second time point reversed
+    result = fuse_stack(movie, axis=0, time_axis=1)
+    assert result.fused.shape == (2, 64, 64) and result.depth_map.shape == (2, 64, 64)
+    single = fuse_stack(stack)
+    assert np.array_equal(result.depth_map[0], single.depth_map)
+    assert np.array_equal(result.fused[0], single.fused)
+    n = stack.shape[0] - 1
+    textured_share = np.mean(result.depth_map[1] == n - single.depth_map)
+    assert textured_share > 0.9
+    with pytest.raises(ValueError, match="time_axis"):
+        fuse_stack(movie, axis=1, time_axis=1)

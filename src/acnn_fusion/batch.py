@@ -99,23 +99,21 @@ class _Job:
 
 def stack_axes(
     stack: StackData, axis: int | None = None, *, name: str | Path = "stack"
-) -> tuple[np.ndarray, int, int | None]:
-    """The array of a read stack with singleton axes dropped, its focus axis and channel axis.
+) -> tuple[np.ndarray, int, int | None, int | None]:
+    """A read stack with singleton axes dropped: (data, focus axis, channel axis, time axis).
 
-    The focus axis is ``axis`` if given, else the Z axis, else the first. Raises ValueError
-    for time-lapse stacks.
+    The focus axis is ``axis`` if given, else the Z axis, else the first.
     """
     data, axes = stack.data, stack.axes
     for i in reversed(range(len(axes))):  # drop singleton axes other than Y and X
         if data.shape[i] == 1 and axes[i] not in "YX":
             data, axes = data.take(0, axis=i), axes[:i] + axes[i + 1 :]
-    if "T" in axes:
-        raise ValueError(
-            f"{name}: time-lapse stacks (axes {axes}) are not supported yet; split the time points first"
-        )
     z_axis = axis if axis is not None else (axes.index("Z") if "Z" in axes else 0)
     channel_axis = axes.index("C") if "C" in axes else None
-    return data, z_axis, channel_axis
+    time_axis = axes.index("T") if "T" in axes else None
+    if time_axis is not None and time_axis == z_axis:
+        raise ValueError(f"{name}: the focus axis cannot be the time axis (axes {axes})")
+    return data, z_axis, channel_axis, time_axis
 
 
 def model_sha256(weights: str | Path | None = None) -> str:
@@ -252,11 +250,12 @@ def _fuse_job(
         from acnn_fusion.core.stack import fuse_stack
 
         stack = read_stack(job.inputs[0])
-        data, z_axis, channel_axis = stack_axes(stack, name=job.inputs[0])
+        data, z_axis, channel_axis, time_axis = stack_axes(stack, name=job.inputs[0])
         result = fuse_stack(
             data,
             axis=z_axis,
             channel_axis=channel_axis,
+            time_axis=time_axis,
             strategy=parameters["strategy"],
             progress=tile_progress,
             **options,

@@ -210,12 +210,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
     _refuse_overwriting_inputs([args.output, args.depth_map], [args.input])
     stack = read_stack(args.input)
-    data, z_axis, channel_axis = stack_axes(stack, args.axis, name=args.input)
+    data, z_axis, channel_axis, time_axis = stack_axes(stack, args.axis, name=args.input)
     start = time.perf_counter()
     result = fuse_stack(
         data,
         axis=z_axis,
         channel_axis=channel_axis,
+        time_axis=time_axis,
         detect_channel=args.channel,
         strategy=args.strategy,
         threshold=args.threshold,

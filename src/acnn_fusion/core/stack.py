@@ -48,9 +48,9 @@ STRATEGIES = ("features", "pairwise")
 class StackResult:
     """Result of :func:`fuse_stack`."""
 
-    fused: np.ndarray  # the stack's shape without the z axis, same dtype
-    depth_map: np.ndarray  # uint16 (Y, X): index of the source slice of each pixel
-    confidence: np.ndarray  # float32 (Y, X) in [0, 1]
+    fused: np.ndarray  # the stack's shape without the z axis (time first), same dtype
+    depth_map: np.ndarray  # uint16 ([T,] Y, X): index of the source slice of each pixel
+    confidence: np.ndarray  # float32 ([T,] Y, X) in [0, 1]
     strategy: str
 
 
@@ -176,11 +176,54 @@ def _pairwise(
     return depth, confidence
 
 
+def _fuse_timelapse(stack, time_axis: int, axis: int, channel_axis: int | None, options: dict):
+    """Fold each time point; axes are renumbered for the per-time-point arrays."""
+    if not isinstance(stack, np.ndarray):
+        raise TypeError(f"stack must be a numpy array, got {type(stack).__name__}")
+    ndim = stack.ndim
+    if not -ndim <= time_axis < ndim:
+        raise ValueError(f"time_axis {time_axis} is out of range for a {ndim}-D stack")
+    t = time_axis % ndim
+    if t in (axis % ndim, None if channel_axis is None else channel_axis % ndim):
+        raise ValueError("time_axis must differ from axis and channel_axis")
+
+    def renumber(a: int | None) -> int | None:
+        return None if a is None else (a % ndim if a % ndim < t else a % ndim - 1)
+
+    keep = (
+        "detect_channel",
+        "strategy",
+        "threshold",
+        "min_region",
+        "preset",
+        "device",
+        "tile",
+        "weights",
+        "progress",
+    )
+    per_time = [
+        fuse_stack(
+            stack.take(i, axis=t),
+            axis=renumber(axis),
+            channel_axis=renumber(channel_axis),
+            **{k: options[k] for k in keep},
+        )
+        for i in range(stack.shape[t])
+    ]
+    return StackResult(
+        fused=np.stack([r.fused for r in per_time]),
+        depth_map=np.stack([r.depth_map for r in per_time]),
+        confidence=np.stack([r.confidence for r in per_time]),
+        strategy=per_time[0].strategy,
+    )
+
+
 def fuse_stack(
     stack: np.ndarray,
     *,
     axis: int = 0,
     channel_axis: int | None = None,
+    time_axis: int | None = None,
     detect_channel: int | None = None,
     strategy: str = "features",
     threshold: float | None = None,
@@ -194,7 +237,8 @@ def fuse_stack(
     """Fold a focal stack into one all-in-focus image.
 
     ``stack``: (Z, Y, X), (Z, Y, X, 3|4) RGB, or any order with ``axis`` (the focus axis)
-    and ``channel_axis``; uint8, uint16, float32 or float64. Focus is detected on the
+    and ``channel_axis``; uint8, uint16, float32 or float64. With ``time_axis`` each time
+    point is folded on its own and the results gain a leading T axis. Focus is detected on the
     luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
     every channel is then copied from the chosen slice. ``threshold``/``min_region`` apply
     to the ``pairwise`` strategy. Returns a :class:`StackResult`.
@@ -202,6 +246,8 @@ def fuse_stack(
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     settings = resolve_settings(preset, threshold, min_region)
+    if time_axis is not None:
+        return _fuse_timelapse(stack, time_axis, axis, channel_axis, locals())
     standard = _standardise(stack, axis, channel_axis)
     if detect_channel is not None and not (
         standard.ndim == 4 and -standard.shape[-1] <= detect_channel < standard.shape[-1]
