@@ -23,12 +23,11 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 sys.path.insert(0, str(Path(__file__).parent))
-from baselines import laplacian_pyramid_fuse, projection
-from quality_pairs import _means, _write
-
 from acnn_fusion import fuse_stack
 from acnn_fusion.core.imageops import GREY_WEIGHTS
 from acnn_fusion.synthetic import render_stack
+from baselines import laplacian_pyramid_fuse, projection
+from quality_pairs import _means, _write
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,8 +48,9 @@ def synthetic_stacks():
         for n_slices, noise in ((5, 0.0), (12, 0.0), (30, 0.0), (12, 0.01)):
             depth = (n_slices - 1) * np.clip(0.7 * xx + 0.3 * yy + 0.1 * np.sin(6 * yy), 0, 1)
             depth[disc] = 0.0
-            stack = render_stack(sharp, depth, n_slices, radius_per_slice=1.2 * 12 / n_slices,
-                                 noise=noise, seed=i)
+            stack = render_stack(
+                sharp, depth, n_slices, radius_per_slice=1.2 * 12 / n_slices, noise=noise, seed=i
+            )
             cases.append((f"{name}-z{n_slices}-n{noise:g}", stack))
     return cases
 
@@ -82,19 +82,35 @@ def main() -> None:
             fused, depth = projection(stack, measure)
             methods[f"{measure}-projection"] = (fused, depth, time.perf_counter() - start)
         start = time.perf_counter()
-        methods["laplacian-pyramid"] = (laplacian_pyramid_fuse(list(stack)), None, time.perf_counter() - start)
+        methods["laplacian-pyramid"] = (
+            laplacian_pyramid_fuse(list(stack)),
+            None,
+            time.perf_counter() - start,
+        )
         for method, (fused, depth, seconds) in methods.items():
-            rows.append({
-                "case": name,
-                "method": method,
-                "PSNR": peak_signal_noise_ratio(sharp, fused, data_range=data_range),
-                "SSIM": structural_similarity(sharp, fused, data_range=data_range, channel_axis=channel_axis),
-                "depth_within_1": float(np.mean(np.abs(depth[textured].astype(int) - truth[textured]) <= 1))
-                if depth is not None else float("nan"),
-                "seconds": seconds,
-            })
-        print(name, "  ".join(f"{r['method']} {r['PSNR']:.2f}/{r['depth_within_1']:.3f}"
-                              for r in rows[-len(methods):]), flush=True)
+            rows.append(
+                {
+                    "case": name,
+                    "method": method,
+                    "PSNR": peak_signal_noise_ratio(sharp, fused, data_range=data_range),
+                    "SSIM": structural_similarity(
+                        sharp, fused, data_range=data_range, channel_axis=channel_axis
+                    ),
+                    "depth_within_1": float(
+                        np.mean(np.abs(depth[textured].astype(int) - truth[textured]) <= 1)
+                    )
+                    if depth is not None
+                    else float("nan"),
+                    "seconds": seconds,
+                }
+            )
+        print(
+            name,
+            "  ".join(
+                f"{r['method']} {r['PSNR']:.2f}/{r['depth_within_1']:.3f}" for r in rows[-len(methods) :]
+            ),
+            flush=True,
+        )
     _write(rows, args.out / "synthetic_stacks_per_case")
     means = _means(rows, key="case")
     _write(means, args.out / "synthetic_stacks_means")

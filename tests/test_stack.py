@@ -91,3 +91,29 @@ def test_time_lapse_folds_each_time_point(synthetic_stack):
     assert textured_share > 0.9
     with pytest.raises(ValueError, match="time_axis"):
         fuse_stack(movie, axis=1, time_axis=1)
+
+
+def test_align_recovers_known_drift_and_improves_depth(synthetic_stack):
+    from scipy import ndimage
+
+    truth_shifts = np.array([[0, 0], [2, -1], [4, -3], [5, -4], [7, -6]], float)  # drift per slice
+    drifted = np.stack(
+        [
+            ndimage.shift(plane.astype(float), shift, order=1, mode="nearest").round().astype(plane.dtype)
+            for plane, shift in zip(synthetic_stack.stack, truth_shifts, strict=True)
+        ]
+    )
+    plain = fuse_stack(drifted)
+    aligned = fuse_stack(drifted, align=True)
+    # the estimated shifts undo the drift, relative to the middle slice
+    expected = -(truth_shifts - truth_shifts[2])
+    np.testing.assert_allclose(aligned.shifts, expected, atol=0.5)
+    # depth is then measured on the middle slice's grid, where the truth is shifted like it
+    truth = ndimage.shift(synthetic_stack.depth_index, truth_shifts[2], order=0, mode="nearest")
+    region = textured(synthetic_stack.sharp)[10:-10, 10:-10]
+    inner = (slice(10, -10), slice(10, -10))
+
+    def accuracy(result):
+        return np.mean(np.abs(result.depth_map[inner].astype(int) - truth[inner])[region] <= 1)
+
+    assert accuracy(aligned) > accuracy(plain) and accuracy(aligned) > 0.85

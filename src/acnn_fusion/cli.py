@@ -218,6 +218,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         channel_axis=channel_axis,
         time_axis=time_axis,
         detect_channel=args.channel,
+        align=args.align,
         strategy=args.strategy,
         threshold=args.threshold,
         min_region=args.min_region,
@@ -367,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--depth-map", type=Path, help="write the source slice index per pixel")
     stack.add_argument("--axis", type=int, help="focus axis (default: the Z axis, else the first)")
     stack.add_argument("--channel", type=int, help="detect focus on this channel (default: all)")
+    stack.add_argument("--align", action="store_true", help="correct drift between slices first")
     stack.add_argument("--strategy", default="features", choices=["features", "pairwise"])
     stack.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
     _add_fusion_options(stack)

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from acnn_fusion.core.imageops import SUPPORTED_DTYPES, joint_unit_range
+from acnn_fusion.core.align import apply_shifts, estimate_shifts
+from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, joint_unit_range
 from acnn_fusion.core.inference import (
     DEFAULT_TILE,
     ProgressCallback,
@@ -52,6 +53,7 @@ class StackResult:
     depth_map: np.ndarray  # uint16 ([T,] Y, X): index of the source slice of each pixel
     confidence: np.ndarray  # float32 ([T,] Y, X) in [0, 1]
     strategy: str
+    shifts: np.ndarray | None = None  # (Z, 2) (dy, dx) applied per slice with align=True
 
 
 def _standardise(stack: np.ndarray, axis: int, channel_axis: int | None) -> np.ndarray:
@@ -97,8 +99,6 @@ def _focus_channel(stack: np.ndarray, detect_channel: int | None) -> np.ndarray:
     elif detect_channel is not None:
         grey = stack[..., detect_channel]
     elif stack.shape[-1] in (3, 4) and stack.dtype == np.uint8:
-        from acnn_fusion.core.imageops import GREY_WEIGHTS
-
         grey = stack[..., :3].astype(np.float32) @ GREY_WEIGHTS.astype(np.float32)
     else:
         # independent channels (fluorescence): normalise each, then average
@@ -225,6 +225,7 @@ def fuse_stack(
     channel_axis: int | None = None,
     time_axis: int | None = None,
     detect_channel: int | None = None,
+    align: bool = False,
     strategy: str = "features",
     threshold: float | None = None,
     min_region: float | None = None,
@@ -240,8 +241,9 @@ def fuse_stack(
     and ``channel_axis``; uint8, uint16, float32 or float64. With ``time_axis`` each time
     point is folded on its own and the results gain a leading T axis. Focus is detected on the
     luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
-    every channel is then copied from the chosen slice. ``threshold``/``min_region`` apply
-    to the ``pairwise`` strategy. Returns a :class:`StackResult`.
+    every channel is then copied from the chosen slice. ``align`` first corrects drift
+    between slices (one translation per slice, :mod:`acnn_fusion.core.align`).
+    ``threshold``/``min_region`` apply to the ``pairwise`` strategy. Returns a :class:`StackResult`.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
@@ -256,6 +258,11 @@ def fuse_stack(
     torch_device = select_device(device)
     model = load_model(weights)
     grey = _focus_channel(standard, detect_channel)
+    shifts = None
+    if align and grey.shape[0] > 1:
+        shifts = estimate_shifts(grey)
+        standard = apply_shifts(standard, shifts)
+        grey = _focus_channel(standard, detect_channel)
     shape = grey.shape[1:]
     if grey.shape[0] == 1:
         depth = np.zeros(shape, np.uint16)
@@ -271,4 +278,4 @@ def fuse_stack(
         ndim = stack.ndim
         position = channel_axis % ndim - (1 if channel_axis % ndim > axis % ndim else 0)
         fused = np.moveaxis(fused, -1, position)
-    return StackResult(fused=fused, depth_map=depth, confidence=confidence, strategy=strategy)
+    return StackResult(fused=fused, depth_map=depth, confidence=confidence, strategy=strategy, shifts=shifts)
