@@ -5,6 +5,9 @@ sidecar ``<stem>.done.json`` (parameters, package version, model sha256, input s
 modification times); a re-run skips inputs whose sidecar still matches and whose outputs
 exist. One bad input is recorded as ``failed`` and the others go on. Every run ends with
 ``batch_report.json`` and ``batch_report.csv`` in the output folder. No GUI imports here.
+
+With ``workers=N`` (a local dask cluster) or ``scheduler=ADDRESS`` (an existing one) every
+input becomes one task (:func:`process_job`); the driver keeps the resume checks and reports.
 """
 
 from __future__ import annotations
@@ -282,6 +285,80 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _remove_stale_temporaries(output_dir: Path, names: list[str]) -> None:
+    """Delete temporary files a killed run left behind (``.<output name>.<random>.<ext>``)."""
+    if not output_dir.is_dir():
+        return
+    wanted = set(names)
+    for path in output_dir.iterdir():
+        if not path.name.startswith(".") or not path.is_file():
+            continue
+        for name in wanted:
+            prefix = f".{name}."
+            if path.name.startswith(prefix) and len(path.name) > len(prefix):
+                path.unlink(missing_ok=True)
+                break
+
+
+def process_job(
+    job: _Job,
+    output_dir: Path,
+    parameters: dict,
+    options: dict,
+    sha: str,
+    version: str,
+    torch_threads: int | None = None,
+    tile_progress: ProgressCallback | None = None,
+) -> BatchEntry:
+    """Fuse one input, write its outputs and its sidecar; return its :class:`BatchEntry`.
+
+    A top-level (picklable) function so that it can run as a dask task. Errors of the input
+    become a ``failed`` entry; :class:`BatchStopped` from ``tile_progress`` propagates.
+    ``torch_threads`` limits torch's intra-op threads in this process (workers of a cluster).
+    """
+    if torch_threads is not None:
+        import torch
+
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+    start = time.perf_counter()
+    try:
+        written = _fuse_job(job, output_dir, parameters, options, tile_progress or (lambda _d, _t: None))
+    except BatchStopped:
+        raise
+    except Exception as exc:  # one bad input must not stop the others
+        return BatchEntry(job.label, "failed", _error_text(exc), time.perf_counter() - start)
+    record = {
+        "inputs": _signature(job.inputs),
+        "outputs": written,
+        "parameters": parameters,
+        "model_sha256": sha,
+        "version": version,
+    }
+    _write_text_atomic(output_dir / (job.name + SIDECAR_SUFFIX), json.dumps(record, indent=2) + "\n")
+    return BatchEntry(job.label, "ok", seconds=time.perf_counter() - start, outputs=written)
+
+
+def _open_client(scheduler: str | None, workers: int | None):
+    """A dask Client on ``scheduler``, or on a new loopback LocalCluster of ``workers`` processes."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError(
+            "workers/scheduler need dask.distributed: pip install 'napari-acnn-fusion[distributed]'"
+        ) from exc
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(
+        n_workers=int(workers),
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    return Client(cluster), cluster
+
+
 def write_report(report: BatchReport) -> tuple[Path, Path]:
     """Write ``batch_report.json`` and ``batch_report.csv`` into the report's output folder."""
     params_text = json.dumps(report.parameters, sort_keys=True)
@@ -337,6 +414,8 @@ def run_batch(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_entry: Callable[[BatchEntry], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> BatchReport:
     """Fuse every stack (``mode="stack"``) or A/B pair (``"pair"``) of the folder ``inputs``.
 
@@ -345,7 +424,9 @@ def run_batch(
     ``_decision.png`` with ``save_maps``] (pairs) into ``output_dir``, a sidecar per input
     and the run report. ``progress(done, total)`` counts inputs; ``should_stop()`` is polled
     between inputs and tiles and ends the run early (the rest are ``cancelled``).
-    ``on_entry(entry)`` is called as each input is settled. Raises ValueError for usage
+    ``on_entry(entry)`` is called as each input is settled. ``workers=N`` runs the inputs
+    on a local dask cluster of N single-threaded worker processes; ``scheduler=ADDRESS``
+    on an existing dask cluster (needs the ``distributed`` extra). Raises ValueError for usage
     problems (output folder = input folder, an output that would overwrite an input, bad
     options, no inputs).
     """
@@ -364,6 +445,10 @@ def run_batch(
         raise ValueError(f"unknown strategy {strategy!r}; choose from {list(STRATEGIES)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    if scheduler is not None and workers is not None:
+        raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     pair_pattern = (str(pair_pattern[0]), str(pair_pattern[1]))
     tile = DEFAULT_TILE if tile is None else int(tile)
 
@@ -418,6 +503,17 @@ def run_batch(
             on_entry(entry)
 
     names_seen: set[str] = set()
+    _remove_stale_temporaries(
+        output_dir,
+        [REPORT_JSON, REPORT_CSV]
+        + [n for job in jobs for n in [*_output_names(job, save_maps), job.name + SIDECAR_SUFFIX]],
+    )
+    if scheduler is not None or workers is not None:
+        _run_distributed(
+            jobs, output_dir, parameters, options, sha, report, settle, progress, stop, scheduler, workers
+        )
+        write_report(report)
+        return report
     for index, job in enumerate(jobs):
         done_count = index
         if progress is not None:
@@ -427,39 +523,122 @@ def run_batch(
             for rest in jobs[index:]:
                 settle(BatchEntry(rest.label, "cancelled", "run cancelled before this input"))
             break
-        sidecar = output_dir / (job.name + SIDECAR_SUFFIX)
-        start = time.perf_counter()
-        if job.problem:
-            settle(BatchEntry(job.label, "failed", job.problem))
+        early = _settle_early(job, names_seen, parameters, sha, output_dir, save_maps)
+        if early is not None:
+            settle(early)
             continue
-        if job.name in names_seen:
-            settle(BatchEntry(job.label, "failed", f"another input already writes {job.name}_fused.tif"))
-            continue
-        names_seen.add(job.name)
-        if _is_done(sidecar, job, parameters, sha, output_dir):
-            settle(BatchEntry(job.label, "skipped", outputs=_output_names(job, save_maps)))
-            continue
-        sidecar.unlink(missing_ok=True)  # outputs about to change: no stale "done" record
         try:
-            written = _fuse_job(job, output_dir, parameters, options, tile_progress)
+            entry = process_job(
+                job, output_dir, parameters, options, sha, __version__, tile_progress=tile_progress
+            )
         except BatchStopped:
             report.cancelled = True
             for rest in jobs[index:]:
                 settle(BatchEntry(rest.label, "cancelled", "run cancelled before this input finished"))
             break
-        except Exception as exc:  # one bad input must not stop the others
-            settle(BatchEntry(job.label, "failed", _error_text(exc), time.perf_counter() - start))
-            continue
-        record = {
-            "inputs": _signature(job.inputs),
-            "outputs": written,
-            "parameters": parameters,
-            "model_sha256": sha,
-            "version": __version__,
-        }
-        _write_text_atomic(sidecar, json.dumps(record, indent=2) + "\n")
-        settle(BatchEntry(job.label, "ok", seconds=time.perf_counter() - start, outputs=written))
+        settle(entry)
     if progress is not None and not report.cancelled:
         progress(total, total)
     write_report(report)
     return report
+
+
+def _settle_early(
+    job: _Job, names_seen: set[str], parameters: dict, sha: str, output_dir: Path, save_maps: bool
+) -> BatchEntry | None:
+    """The entry of a job that needs no fusion (a problem, a duplicate name, already done).
+
+    Otherwise None, after removing a stale sidecar (its outputs are about to change).
+    """
+    if job.problem:
+        return BatchEntry(job.label, "failed", job.problem)
+    if job.name in names_seen:
+        return BatchEntry(job.label, "failed", f"another input already writes {job.name}_fused.tif")
+    names_seen.add(job.name)
+    sidecar = output_dir / (job.name + SIDECAR_SUFFIX)
+    if _is_done(sidecar, job, parameters, sha, output_dir):
+        return BatchEntry(job.label, "skipped", outputs=_output_names(job, save_maps))
+    sidecar.unlink(missing_ok=True)  # outputs about to change: no stale "done" record
+    return None
+
+
+def _run_distributed(
+    jobs: list[_Job],
+    output_dir: Path,
+    parameters: dict,
+    options: dict,
+    sha: str,
+    report: BatchReport,
+    settle: Callable[[BatchEntry], None],
+    progress: ProgressCallback | None,
+    stop: Callable[[], bool],
+    scheduler: str | None,
+    workers: int | None,
+) -> None:
+    """Run the jobs as dask tasks, one per input; entries end up in input order."""
+    from acnn_fusion import __version__
+
+    total = len(jobs)
+    entries: dict[int, BatchEntry] = {}
+    names_seen: set[str] = set()
+    pending: list[tuple[int, _Job]] = []
+    for index, job in enumerate(jobs):
+        early = _settle_early(job, names_seen, parameters, sha, output_dir, parameters["save_maps"])
+        if early is None:
+            pending.append((index, job))
+        else:
+            entries[index] = early
+            settle(early)
+
+    if pending and not stop():
+        from dask.distributed import as_completed
+
+        client, cluster = _open_client(scheduler, workers)
+        try:
+            futures = {}
+            for index, job in pending:
+                future = client.submit(
+                    process_job,
+                    job,
+                    output_dir,
+                    parameters,
+                    options,
+                    sha,
+                    __version__,
+                    1,  # one torch thread per task: worker processes must not oversubscribe
+                    pure=False,
+                )
+                futures[future] = (index, job)
+            if progress is not None:
+                progress(len(entries), total)
+            completed = as_completed(list(futures))
+            for future in completed:
+                index, job = futures.pop(future)
+                try:
+                    entry = future.result()
+                except Exception as exc:  # a worker died, or the task could not run
+                    entry = BatchEntry(job.label, "failed", _error_text(exc))
+                entries[index] = entry
+                settle(entry)
+                if progress is not None:
+                    progress(len(entries), total)
+                if futures and stop():
+                    report.cancelled = True
+                    client.cancel(list(futures))
+                    for index_left, job_left in futures.values():
+                        entry = BatchEntry(job_left.label, "cancelled", "run cancelled before this input")
+                        entries[index_left] = entry
+                        settle(entry)
+                    break
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        for index, job in pending:
+            report.cancelled = True
+            entries[index] = BatchEntry(job.label, "cancelled", "run cancelled before this input")
+            settle(entries[index])
+    report.entries = [entries[i] for i in sorted(entries)]
+    if progress is not None and not report.cancelled:
+        progress(total, total)

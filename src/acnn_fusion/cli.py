@@ -246,6 +246,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     if args.input.resolve() == args.output.resolve():
         raise CLIError(f"output folder {args.output} is the input folder; choose another folder")
+    if args.workers is not None or args.scheduler is not None:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError as exc:
+            raise CLIError(
+                "--workers/--scheduler need dask.distributed: pip install 'napari-acnn-fusion[distributed]'"
+            ) from exc
 
     def show(entry) -> None:
         detail = f": {entry.error}" if entry.error else ""
@@ -267,6 +274,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         save_maps=args.save_maps,
         progress=_progress_bar("batch"),
         on_entry=show,
+        scheduler=args.scheduler,
+        workers=args.workers,
     )
     print(f"{report.summary()} → {args.output} (batch_report.json, batch_report.csv)")
     return 1 if report.failed else 0
@@ -393,6 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--save-maps", action="store_true", help="pairs: also write focus and decision maps")
     batch.add_argument("--strategy", default="features", choices=["features", "pairwise"])
     batch.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
+    scale = batch.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run on a local dask cluster of N worker processes (needs the [distributed] extra)",
+    )
+    scale.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing dask cluster, e.g. tcp://10.0.0.5:8786 (needs the [distributed] extra)",
+    )
     _add_fusion_options(batch)
     batch.set_defaults(func=cmd_batch)
 

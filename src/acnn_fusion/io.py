@@ -15,6 +15,50 @@ IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 
 
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_declared_size(path: Path, limit: int | None = None) -> None:
+    """Refuse a TIFF whose header declares more pixel data than it can hold or memory allows.
+
+    Reads only the header: an uncompressed TIFF declaring more bytes than the file holds, or
+    any TIFF declaring more than ``limit`` (default: half this machine's memory), fails here
+    with a ValueError instead of being allocated. Files that tifffile cannot parse are left to the
+    reader (which reports them).
+    """
+    if path.suffix.lower() not in TIFF_SUFFIXES or not path.is_file():
+        return
+    if limit is None:
+        memory = _memory_bytes()
+        if memory is None:
+            return
+        limit = memory // 2
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            declared = int(np.prod(series.shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize
+            uncompressed = tif.pages[0].compression == 1
+    except Exception:
+        return
+    size = path.stat().st_size
+    if uncompressed and declared > size:
+        raise ValueError(
+            f"{path.name}: the TIFF header declares {series.shape} {np.dtype(series.dtype)} pixels "
+            f"({declared:,} bytes, uncompressed) but the file holds only {size:,} bytes; "
+            "it is truncated or corrupt"
+        )
+    if declared > limit:
+        raise ValueError(
+            f"{path.name}: the TIFF header declares {series.shape} {np.dtype(series.dtype)} pixels "
+            f"({declared / 2**30:.1f} GiB), more than the {limit / 2**30:.1f} GiB allowed; "
+            "the file is corrupt or too large to fuse in memory"
+        )
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read a TIFF, PNG or JPEG into a numpy array; clear errors for missing/broken files."""
     path = Path(path)
@@ -22,6 +66,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise FileNotFoundError(f"no such file: {path}")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"{path}: unsupported file type {path.suffix!r} (use TIFF, PNG or JPEG)")
+    check_declared_size(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             image = tifffile.imread(path)
@@ -119,6 +164,7 @@ def read_stack(path: str | Path) -> StackData:
         raise FileNotFoundError(f"no such file or folder: {path}")
     if path.suffix.lower() not in TIFF_SUFFIXES:
         raise ValueError(f"{path}: a stack must be a TIFF file or a folder of images")
+    check_declared_size(path)
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
