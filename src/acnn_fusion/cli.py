@@ -73,12 +73,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     result = fuse_pair(
         image_a,
         image_b,
-        threshold=args.threshold,
-        min_region=args.min_region,
-        preset=args.preset,
-        device=args.device,
+        **_fusion_options(args),
         tile=args.tile,
-        weights=args.weights,
         progress=_progress_bar("fusing"),
     )
     seconds = time.perf_counter() - start
@@ -137,11 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             fused = fuse_pair(
                 image_a,
                 image_b,
-                threshold=args.threshold,
-                min_region=args.min_region,
-                preset=args.preset,
-                device=args.device,
-                weights=args.weights,
+                **_fusion_options(args),
             ).fused
         seconds = time.perf_counter() - start
         row = {"pair": name, **evaluate(image_a, image_b, fused)}
@@ -220,12 +212,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
         detect_channel=args.channel,
         align=args.align,
         strategy=args.strategy,
-        threshold=args.threshold,
-        min_region=args.min_region,
-        preset=args.preset,
-        device=args.device,
+        **_fusion_options(args),
         tile=args.tile,
-        weights=args.weights,
         progress=_progress_bar("folding"),
     )
     seconds = time.perf_counter() - start
@@ -264,13 +252,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         args.output,
         mode=args.mode,
         pair_pattern=tuple(args.pair_suffixes),
-        threshold=args.threshold,
-        min_region=args.min_region,
-        preset=args.preset,
-        device=args.device,
+        **_fusion_options(args),
         tile=args.tile,
         strategy=args.strategy,
-        weights=args.weights,
         save_maps=args.save_maps,
         progress=_progress_bar("batch"),
         on_entry=show,
@@ -318,6 +302,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(meta, indent=2))
     return 0
+
+
+def _fusion_options(args: argparse.Namespace) -> dict:
+    """The options that :func:`_add_fusion_options` defines, as keyword arguments of the core."""
+    return {
+        "threshold": args.threshold,
+        "min_region": args.min_region,
+        "preset": args.preset,
+        "device": args.device,
+        "weights": args.weights,
+    }
 
 
 def _add_fusion_options(parser: argparse.ArgumentParser) -> None:
