@@ -179,3 +179,43 @@ def test_should_stop_during_a_fusion_leaves_no_sidecar(stack_folder, tmp_path):
     report = run_batch(stack_folder, out, mode="stack", should_stop=stop)
     assert report.cancelled and report.failed == 2 and report.ok == 0
     assert not list(out.glob("*.done.json"))
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (OSError(28, "No space left on device"), "disk full"),
+        (PermissionError(13, "Permission denied"), "permission denied"),
+    ],
+)
+def test_write_errors_are_reported_and_the_rest_complete(stack_folder, tmp_path, monkeypatch, error, message):
+    import acnn_fusion.io as io_module
+
+    real_imwrite = io_module.tifffile.imwrite
+
+    def failing_for_one_input(path, *args, **kwargs):
+        if ".two_fused" in str(path):  # temporary names start with the output's name
+            raise error
+        return real_imwrite(path, *args, **kwargs)
+
+    monkeypatch.setattr(io_module.tifffile, "imwrite", failing_for_one_input)
+    out = tmp_path / "out"
+    report = run_batch(stack_folder, out, mode="stack")
+    entries = {e.file: e for e in report.entries}
+    assert entries["two.tiff"].status == "failed" and message in entries["two.tiff"].error
+    assert entries["one.tif"].status == "ok"
+    assert not list(out.glob(".*"))  # the failed write left no temporary file
+    assert not (out / "two.done.json").exists()  # so a re-run redoes it
+
+
+def test_headless_npe2_command_runs_a_batch(stack_folder, tmp_path):
+    from npe2 import PluginManager
+
+    manager = PluginManager.instance()
+    manager.discover()
+    command = manager.get_command("napari-acnn-fusion.batch_fuse")
+    result = command.exec(
+        kwargs={"input_dir": str(stack_folder), "output_dir": str(tmp_path / "out"), "mode": "stack"}
+    )
+    assert result["failed"] == 2 and "2 fused" in result["summary"]
+    assert (tmp_path / "out" / "one_fused.tif").exists()

@@ -280,8 +280,14 @@ def _fuse_job(
 
 
 def _error_text(exc: BaseException) -> str:
+    import errno
+
     if isinstance(exc, (ValueError, TypeError, FileNotFoundError)):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"disk full while writing outputs ({exc}); free space and re-run to resume"
+    if isinstance(exc, PermissionError):
+        return f"permission denied ({exc}); check the output folder's permissions"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -324,18 +330,18 @@ def process_job(
     start = time.perf_counter()
     try:
         written = _fuse_job(job, output_dir, parameters, options, tile_progress or (lambda _d, _t: None))
+        record = {
+            "inputs": _signature(job.inputs),
+            "outputs": written,
+            "parameters": parameters,
+            "model_sha256": sha,
+            "version": version,
+        }
+        _write_text_atomic(output_dir / (job.name + SIDECAR_SUFFIX), json.dumps(record, indent=2) + "\n")
     except BatchStopped:
         raise
-    except Exception as exc:  # one bad input must not stop the others
+    except Exception as exc:  # one bad input (or a full disk) must not stop the others
         return BatchEntry(job.label, "failed", _error_text(exc), time.perf_counter() - start)
-    record = {
-        "inputs": _signature(job.inputs),
-        "outputs": written,
-        "parameters": parameters,
-        "model_sha256": sha,
-        "version": version,
-    }
-    _write_text_atomic(output_dir / (job.name + SIDECAR_SUFFIX), json.dumps(record, indent=2) + "\n")
     return BatchEntry(job.label, "ok", seconds=time.perf_counter() - start, outputs=written)
 
 
@@ -642,3 +648,17 @@ def _run_distributed(
     report.entries = [entries[i] for i in sorted(entries)]
     if progress is not None and not report.cancelled:
         progress(total, total)
+
+
+def batch_fuse_command(input_dir: str, output_dir: str, **options) -> dict:
+    """npe2 command ``napari-acnn-fusion.batch_fuse``: :func:`run_batch`, report as a dict.
+
+    Callable without a viewer, e.g.
+    ``npe2.PluginManager.instance().get_command("napari-acnn-fusion.batch_fuse").exec(kwargs=...)``.
+    """
+    report = run_batch(input_dir, output_dir, **options)
+    return {
+        "summary": report.summary(),
+        "failed": report.failed,
+        "entries": [asdict(entry) for entry in report.entries],
+    }
