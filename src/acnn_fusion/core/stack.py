@@ -176,13 +176,18 @@ def _pairwise(
     return depth, confidence
 
 
-def _fuse_timelapse(stack, time_axis: int, axis: int, channel_axis: int | None, options: dict):
-    """Fold each time point; axes are renumbered for the per-time-point arrays."""
+def _fuse_timelapse(
+    stack: np.ndarray, time_axis: int, axis: int, channel_axis: int | None, options: dict
+) -> StackResult:
+    """Fold each time point with ``fuse_stack(**options)``; axes are renumbered per time point."""
     if not isinstance(stack, np.ndarray):
         raise TypeError(f"stack must be a numpy array, got {type(stack).__name__}")
     ndim = stack.ndim
     if not -ndim <= time_axis < ndim:
         raise ValueError(f"time_axis {time_axis} is out of range for a {ndim}-D stack")
+    for name, value in (("axis", axis), ("channel_axis", channel_axis)):
+        if value is not None and not -ndim <= value < ndim:
+            raise ValueError(f"{name} {value} is out of range for a {ndim}-D stack")
     t = time_axis % ndim
     if t in (axis % ndim, None if channel_axis is None else channel_axis % ndim):
         raise ValueError("time_axis must differ from axis and channel_axis")
@@ -190,23 +195,12 @@ def _fuse_timelapse(stack, time_axis: int, axis: int, channel_axis: int | None, 
     def renumber(a: int | None) -> int | None:
         return None if a is None else (a % ndim if a % ndim < t else a % ndim - 1)
 
-    keep = (
-        "detect_channel",
-        "strategy",
-        "threshold",
-        "min_region",
-        "preset",
-        "device",
-        "tile",
-        "weights",
-        "progress",
-    )
     per_time = [
         fuse_stack(
             stack.take(i, axis=t),
             axis=renumber(axis),
             channel_axis=renumber(channel_axis),
-            **{k: options[k] for k in keep},
+            **options,
         )
         for i in range(stack.shape[t])
     ]
@@ -249,7 +243,12 @@ def fuse_stack(
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     settings = resolve_settings(preset, threshold, min_region)
     if time_axis is not None:
-        return _fuse_timelapse(stack, time_axis, axis, channel_axis, locals())
+        per_time_options = {
+            "detect_channel": detect_channel, "align": align, "strategy": strategy,
+            "threshold": threshold, "min_region": min_region, "preset": preset, "device": device,
+            "tile": tile, "weights": weights, "progress": progress,
+        }  # fmt: skip
+        return _fuse_timelapse(stack, time_axis, axis, channel_axis, per_time_options)
     standard = _standardise(stack, axis, channel_axis)
     if detect_channel is not None and not (
         standard.ndim == 4 and -standard.shape[-1] <= detect_channel < standard.shape[-1]
