@@ -25,6 +25,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 sys.path.insert(0, str(Path(__file__).parent))
 from acnn_fusion import fuse_stack
 from acnn_fusion.core.imageops import GREY_WEIGHTS
+from acnn_fusion.core.stack import STRATEGIES
 from acnn_fusion.synthetic import render_stack
 from baselines import laplacian_pyramid_fuse, projection
 from quality_pairs import _means, _write
@@ -73,7 +74,7 @@ def main() -> None:
         data_range = 255 if sharp.dtype == np.uint8 else float(sharp.max())
         channel_axis = -1 if sharp.ndim == 3 else None
         methods = {}
-        for strategy in ("features", "pairwise"):
+        for strategy in STRATEGIES:
             start = time.perf_counter()
             result = fuse_stack(stack, strategy=strategy)
             methods[f"acnn-{strategy}"] = (result.fused, result.depth_map, time.perf_counter() - start)

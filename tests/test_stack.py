@@ -23,7 +23,7 @@ def _within_one(result, truth, region):
     return float(np.mean(np.abs(result.depth_map[region].astype(int) - truth[region]) <= 1))
 
 
-@pytest.mark.parametrize("strategy", ["features", "pairwise"])
+@pytest.mark.parametrize("strategy", ["features", "pairwise", "pairwise-tree"])
 def test_depth_matches_ground_truth(synthetic_stack, strategy):
     result = fuse_stack(synthetic_stack.stack, strategy=strategy)
     region = textured(synthetic_stack.sharp)

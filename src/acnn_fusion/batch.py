@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from acnn_fusion.core.stack import STRATEGIES
 from acnn_fusion.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, StackData
 
 MODES = ("auto", "stack", "pair")
-STRATEGIES = ("features", "pairwise")
 REPORT_JSON = "batch_report.json"
 REPORT_CSV = "batch_report.csv"
 SIDECAR_SUFFIX = ".done.json"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from acnn_fusion import __version__
+from acnn_fusion.core.stack import STRATEGIES
 
 EXIT_USAGE = 2
 
@@ -373,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--axis", type=int, help="focus axis (default: the Z axis, else the first)")
     stack.add_argument("--channel", type=int, help="detect focus on this channel (default: all)")
     stack.add_argument("--align", action="store_true", help="correct drift between slices first")
-    stack.add_argument("--strategy", default="features", choices=["features", "pairwise"])
+    stack.add_argument("--strategy", default="features", choices=STRATEGIES)
     stack.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
     _add_fusion_options(stack)
     stack.set_defaults(func=cmd_stack)
@@ -395,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="file name endings of the two images of a pair (default: _A _B)",
     )
     batch.add_argument("--save-maps", action="store_true", help="pairs: also write focus and decision maps")
-    batch.add_argument("--strategy", default="features", choices=["features", "pairwise"])
+    batch.add_argument("--strategy", default="features", choices=STRATEGIES)
     batch.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
     scale = batch.add_mutually_exclusive_group()
     scale.add_argument(

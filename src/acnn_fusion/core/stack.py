@@ -15,7 +15,8 @@ Two strategies:
     The paper's fold: fuse slices 1 and 2 with the full pair pipeline (focus map,
     threshold, small-region removal), then the result with slice 3, and so on, tracking
     the source slice of every pixel. Costs two branch passes per slice and accumulates
-    hard decisions; kept for comparison.
+    hard decisions; kept for comparison. ``pairwise-tree`` folds the same way as a balanced
+    tree (1+2, 3+4, …, then the results), so no slice passes through more than ⌈log2 Z⌉ folds.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from acnn_fusion.core.model import ACNN, PATCH_SIZE, score_map_shape
 from acnn_fusion.core.pipeline import FusionSettings, decide, resolve_settings
 from acnn_fusion.core.weights import load_model
 
-STRATEGIES = ("features", "pairwise")
+STRATEGIES = ("features", "pairwise", "pairwise-tree")
 
 
 @dataclass
@@ -161,19 +162,37 @@ def _pairwise(
     device: torch.device,
     tile: int,
     progress: ProgressCallback | None,
+    tree: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    depth = np.zeros(grey.shape[1:], dtype=np.uint16)
-    confidence = np.ones(grey.shape[1:], dtype=np.float32)
-    current = grey[0].copy()
-    for z in range(1, grey.shape[0]):
-        focus = compute_focus_map(model, current, grey[z], device=device, tile=tile)
+    """Fold with the full pair pipeline: left to right, or as a balanced tree of pairs."""
+    shape = grey.shape[1:]
+    # each item: (grey image, source slice per pixel, confidence of the last decision)
+    items = [(grey[z], np.full(shape, z, np.uint16), np.ones(shape, np.float32)) for z in range(len(grey))]
+    merges, total = 0, len(items) - 1
+
+    def merge(first, second):
+        nonlocal merges
+        focus = compute_focus_map(model, first[0], second[0], device=device, tile=tile)
         keep = decide(focus, settings)
-        current = np.where(keep, current, grey[z])
-        depth = np.where(keep, depth, np.uint16(z))
-        confidence = np.where(keep, focus, 1.0 - focus).astype(np.float32)
+        merges += 1
         if progress is not None:
-            progress(z, grey.shape[0] - 1)
-    return depth, confidence
+            progress(merges, total)
+        return (
+            np.where(keep, first[0], second[0]),
+            np.where(keep, first[1], second[1]),
+            np.where(keep, focus, 1.0 - focus).astype(np.float32),
+        )
+
+    if tree:
+        while len(items) > 1:
+            paired = [merge(items[k], items[k + 1]) for k in range(0, len(items) - 1, 2)]
+            items = paired + ([items[-1]] if len(items) % 2 else [])
+        folded = items[0]
+    else:
+        folded = items[0]
+        for item in items[1:]:
+            folded = merge(folded, item)
+    return folded[1], folded[2]
 
 
 def _fuse_timelapse(
@@ -270,7 +289,8 @@ def fuse_stack(
         winners = _patch_winners(model, grey, torch_device, tile, progress)
         depth, confidence = _vote(winners, grey.shape[0], shape)
     else:
-        depth, confidence = _pairwise(model, grey, settings, torch_device, tile, progress)
+        tree = strategy == "pairwise-tree"
+        depth, confidence = _pairwise(model, grey, settings, torch_device, tile, progress, tree=tree)
     index = depth.reshape(1, *shape, *([1] * (standard.ndim - 3)))
     fused = np.take_along_axis(standard, index.astype(np.intp), axis=0)[0]
     if channel_axis is not None:  # put the channels back where the caller had them

@@ -26,6 +26,7 @@ from qtpy.QtCore import QTimer
 from acnn_fusion.core.inference import DEFAULT_TILE, available_devices
 from acnn_fusion.core.model import PATCH_SIZE
 from acnn_fusion.core.pipeline import PRESETS, FusionResult
+from acnn_fusion.core.stack import STRATEGIES
 from acnn_fusion.napari._jobs import FusionParameters, PairJob, pair_job, show_pair, show_stack, stack_job
 from acnn_fusion.napari._layers import default_z_axis, image_layers
 from acnn_fusion.napari._runner import Cancelled, FusionRunner
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 PAIR = "two images"
 STACK = "z-stack"
-STRATEGIES = ("features", "pairwise")
 #: delay (ms) that merges a burst of slider moves into one re-decision
 LIVE_DELAY_MS = 40
 
@@ -68,7 +68,8 @@ class FocusFusionWidget(Container):
                 choices=list(STRATEGIES),
                 value="features",
                 tooltip="features: one network pass per slice, patch-wise vote (fast); "
-                "pairwise: the paper's fold of successive pair fusions (uses threshold and region size)",
+                "pairwise: the paper's fold of successive pair fusions (uses threshold and region size); "
+                "pairwise-tree: the same, folded as a balanced tree",
             ),
             FloatSlider(
                 name="threshold",
@@ -175,7 +176,7 @@ class FocusFusionWidget(Container):
             self[name].visible = pair
         for name in ("stack", "z_axis", "strategy"):
             self[name].visible = not pair
-        decision_used = pair or self.strategy.value == "pairwise"
+        decision_used = pair or self.strategy.value.startswith("pairwise")
         self.threshold.visible = decision_used
         self.min_region.visible = decision_used
 
