@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from acnn_fusion import __version__
+from acnn_fusion.core.inference import DEFAULT_TILE
 from acnn_fusion.core.stack import STRATEGIES
 
 EXIT_USAGE = 2
@@ -342,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("-o", "--output", type=Path, required=True, help="fused image (.tif or .png)")
     fuse.add_argument("--focus-map", type=Path, help="write the focus map (float TIFF or 8-bit PNG)")
     fuse.add_argument("--decision-map", type=Path, help="write the decision map (0/255)")
-    fuse.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
+    fuse.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile edge in pixels (memory bound)")
     _add_fusion_options(fuse)
     fuse.set_defaults(func=cmd_fuse)
 
@@ -375,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--channel", type=int, help="detect focus on this channel (default: all)")
     stack.add_argument("--align", action="store_true", help="correct drift between slices first")
     stack.add_argument("--strategy", default="features", choices=STRATEGIES)
-    stack.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
+    stack.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile edge in pixels (memory bound)")
     _add_fusion_options(stack)
     stack.set_defaults(func=cmd_stack)
 
@@ -397,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--save-maps", action="store_true", help="pairs: also write focus and decision maps")
     batch.add_argument("--strategy", default="features", choices=STRATEGIES)
-    batch.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (memory bound)")
+    batch.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile edge in pixels (memory bound)")
     scale = batch.add_mutually_exclusive_group()
     scale.add_argument(
         "--workers",
