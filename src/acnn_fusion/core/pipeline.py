@@ -189,6 +189,7 @@ def fuse_pair(
     preset: str = "default",
     device: str = "auto",
     tile: int = DEFAULT_TILE,
+    precision: str = "auto",
     weights: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> FusionResult:
@@ -196,13 +197,16 @@ def fuse_pair(
 
     ``image_a``/``image_b``: (Y, X) or (Y, X, 3|4), uint8, uint16, float32 or float64, same
     shape and dtype. ``threshold`` (β) and ``min_region`` override the ``preset``
-    (``default`` or ``paper``). Returns a :class:`FusionResult`; ``fused`` has the inputs'
-    shape and dtype and every pixel is copied from A or B.
+    (``default`` or ``paper``). ``precision``: ``auto`` (bf16 where the device has it natively),
+    ``fp32`` (bit-reproducible) or ``bf16``. Returns a :class:`FusionResult`; ``fused`` has the
+    inputs' shape and dtype and every pixel is copied from A or B.
     """
     settings = resolve_settings(preset, threshold, min_region)
     a, b = validate_pair(image_a, image_b)
     torch_device = select_device(device)
     model = load_model(weights)
     grey_a, grey_b = grey_pair(a, b)
-    focus_map = compute_focus_map(model, grey_a, grey_b, device=torch_device, tile=tile, progress=progress)
+    focus_map = compute_focus_map(
+        model, grey_a, grey_b, device=torch_device, tile=tile, precision=precision, progress=progress
+    )
     return fuse_from_focus_map(a, b, focus_map, settings)
