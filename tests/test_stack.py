@@ -69,9 +69,10 @@ def test_single_slice_returns_it():
     assert np.array_equal(result.fused, stack[0]) and not result.depth_map.any()
 
 
-def test_tiled_and_untiled_stacks_agree(synthetic_stack):
-    whole = fuse_stack(synthetic_stack.stack, tile=4096)
-    tiled = fuse_stack(synthetic_stack.stack, tile=48)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tiled_and_untiled_stacks_agree(synthetic_stack, precision):
+    whole = fuse_stack(synthetic_stack.stack, tile=4096, precision=precision)
+    tiled = fuse_stack(synthetic_stack.stack, tile=48, precision=precision)
     # tiles are cut in score space, so every patch comparison is the same computation
     assert np.array_equal(whole.depth_map, tiled.depth_map)
     np.testing.assert_allclose(whole.confidence, tiled.confidence, atol=1e-6)

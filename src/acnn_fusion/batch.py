@@ -414,6 +414,7 @@ def run_batch(
     preset: str = "default",
     device: str = "auto",
     tile: int | None = None,
+    precision: str = "auto",
     strategy: str = "features",
     weights: str | Path | None = None,
     save_maps: bool = False,
@@ -437,8 +438,8 @@ def run_batch(
     options, no inputs).
     """
     from acnn_fusion import __version__
-    from acnn_fusion.core.inference import DEFAULT_TILE
-    from acnn_fusion.core.pipeline import PRESETS
+    from acnn_fusion.core.inference import DEFAULT_TILE, PRECISIONS
+    from acnn_fusion.core.pipeline import resolve_settings
 
     input_dir, output_dir = Path(inputs), Path(output_dir)
     if not input_dir.exists():
@@ -449,8 +450,9 @@ def run_batch(
         raise ValueError(f"unknown mode {mode!r}; choose from {list(MODES)}")
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {list(STRATEGIES)}")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    settings = resolve_settings(preset, threshold, min_region)  # refuses an unknown preset
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {list(PRECISIONS)}")
     if scheduler is not None and workers is not None:
         raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")
     if workers is not None and int(workers) < 1:
@@ -468,17 +470,17 @@ def run_batch(
         raise ValueError(f"no {wanted} found in {input_dir}")
     _check_outputs(jobs, input_dir, output_dir, save_maps)
 
-    base = PRESETS[preset]
     parameters = {
         "mode": kind,
         "preset": preset,
-        "threshold": base.threshold if threshold is None else float(threshold),
-        "min_region": base.min_region if min_region is None else float(min_region),
+        "threshold": settings.threshold,
+        "min_region": settings.min_region,
         "strategy": strategy if kind == "stack" else None,
         "pair_suffixes": list(pair_pattern) if kind == "pair" else None,
         "save_maps": bool(save_maps),
         "tile": tile,
         "device": device,
+        "precision": precision,
         "weights": str(weights) if weights is not None else None,
     }
     options = {
@@ -487,6 +489,7 @@ def run_batch(
         "preset": preset,
         "device": device,
         "tile": tile,
+        "precision": precision,
         "weights": str(weights) if weights is not None else None,
     }
     sha = model_sha256(weights)

@@ -31,10 +31,12 @@ from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, joint_unit
 from acnn_fusion.core.inference import (
     DEFAULT_TILE,
     ProgressCallback,
+    autocast,
     compute_focus_map,
     grid_to_pixels,
     patch_average_grid,
     prepare,
+    resolve_precision,
     score_tiles,
     select_device,
     to_input,
@@ -110,28 +112,35 @@ def _focus_channel(stack: np.ndarray, detect_channel: int | None) -> np.ndarray:
 
 @torch.inference_mode()
 def _patch_winners(
-    model: ACNN, grey: np.ndarray, device: torch.device, tile: int, progress: ProgressCallback | None
+    model: ACNN,
+    grey: np.ndarray,
+    device: torch.device,
+    tile: int,
+    precision: str,
+    progress: ProgressCallback | None,
 ) -> np.ndarray:
     """Per patch position, the slice that won every comparison so far: int (h, w)."""
     n_slices, height, width = grey.shape
     winners = np.zeros(score_map_shape(height, width), dtype=np.int64)
     tiles = score_tiles(height, width, tile)
     model = prepare(model, device)
+    dtype = resolve_precision(precision, device)
     done, total = 0, len(tiles) * n_slices
     for rows, cols, in_rows, in_cols in tiles:
         n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
         best_index = best_as_a = None
         for z in range(n_slices):
-            features = model.branch(to_input(grey[z : z + 1, in_rows, in_cols], device))
-            as_a = model.head.project(features, as_a=True)
-            if best_as_a is None:
-                best_as_a = as_a
-                best_index = torch.zeros(as_a.shape[2:], dtype=torch.int64, device=device)
-            else:
-                as_b = model.head.project(features, as_a=False)
-                keep = ACNN.score(model.head.combine(best_as_a, as_b))[0] >= 0.5
-                best_index = torch.where(keep, best_index, z)
-                best_as_a = torch.where(keep, best_as_a, as_a)
+            with autocast(device, dtype):
+                features = model.branch(to_input(grey[z : z + 1, in_rows, in_cols], device))
+                as_a = model.head.project(features, as_a=True)
+                if best_as_a is None:
+                    best_as_a = as_a
+                    best_index = torch.zeros(as_a.shape[2:], dtype=torch.int64, device=device)
+                else:
+                    as_b = model.head.project(features, as_a=False)
+                    keep = ACNN.score(model.head.combine(best_as_a, as_b))[0] >= 0.5
+                    best_index = torch.where(keep, best_index, z)
+                    best_as_a = torch.where(keep, best_as_a, as_a)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -161,6 +170,7 @@ def _pairwise(
     settings: FusionSettings,
     device: torch.device,
     tile: int,
+    precision: str,
     progress: ProgressCallback | None,
     tree: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +182,7 @@ def _pairwise(
 
     def merge(first, second):
         nonlocal merges
-        focus = compute_focus_map(model, first[0], second[0], device=device, tile=tile)
+        focus = compute_focus_map(model, first[0], second[0], device=device, tile=tile, precision=precision)
         keep = decide(focus, settings)
         merges += 1
         if progress is not None:
@@ -245,6 +255,7 @@ def fuse_stack(
     preset: str = "default",
     device: str = "auto",
     tile: int = DEFAULT_TILE,
+    precision: str = "auto",
     weights: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> StackResult:
@@ -256,7 +267,9 @@ def fuse_stack(
     luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
     every channel is then copied from the chosen slice. ``align`` first corrects drift
     between slices (one translation per slice, :mod:`acnn_fusion.core.align`).
-    ``threshold``/``min_region`` apply to the ``pairwise`` strategy. Returns a :class:`StackResult`.
+    ``threshold``/``min_region`` apply to the ``pairwise`` strategies; ``precision`` (``auto``,
+    ``fp32``, ``bf16``) as in :func:`~acnn_fusion.core.inference.resolve_precision`.
+    Returns a :class:`StackResult`.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
@@ -265,7 +278,7 @@ def fuse_stack(
         per_time_options = {
             "detect_channel": detect_channel, "align": align, "strategy": strategy,
             "threshold": threshold, "min_region": min_region, "preset": preset, "device": device,
-            "tile": tile, "weights": weights, "progress": progress,
+            "tile": tile, "precision": precision, "weights": weights, "progress": progress,
         }  # fmt: skip
         return _fuse_timelapse(stack, time_axis, axis, channel_axis, per_time_options)
     standard = _standardise(stack, axis, channel_axis)
@@ -274,6 +287,7 @@ def fuse_stack(
     ):
         raise ValueError(f"detect_channel {detect_channel} does not name a channel of this stack")
     torch_device = select_device(device)
+    resolve_precision(precision, torch_device)  # refuse an unknown precision before any work
     model = load_model(weights)
     grey = _focus_channel(standard, detect_channel)
     shifts = None
@@ -286,11 +300,13 @@ def fuse_stack(
         depth = np.zeros(shape, np.uint16)
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
-        winners = _patch_winners(model, grey, torch_device, tile, progress)
+        winners = _patch_winners(model, grey, torch_device, tile, precision, progress)
         depth, confidence = _vote(winners, grey.shape[0], shape)
     else:
         tree = strategy == "pairwise-tree"
-        depth, confidence = _pairwise(model, grey, settings, torch_device, tile, progress, tree=tree)
+        depth, confidence = _pairwise(
+            model, grey, settings, torch_device, tile, precision, progress, tree=tree
+        )
     index = depth.reshape(1, *shape, *([1] * (standard.ndim - 3)))
     fused = np.take_along_axis(standard, index.astype(np.intp), axis=0)[0]
     if channel_axis is not None:  # put the channels back where the caller had them

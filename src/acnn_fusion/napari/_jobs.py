@@ -54,6 +54,7 @@ class FusionParameters:
     threshold: float | None = None
     min_region: float | None = None  # fraction of the image area
     device: str = "auto"
+    precision: str = "auto"
     tile: int = DEFAULT_TILE
     strategy: str = "features"  # stacks only
 
@@ -90,6 +91,7 @@ class PairJob:
             threshold=settings.threshold,
             min_region=settings.min_region,
             device=params.device,
+            precision=params.precision,
             tile=params.tile,
             progress=progress,
         )
@@ -124,6 +126,7 @@ class StackJob:
             threshold=settings.threshold,
             min_region=settings.min_region,
             device=params.device,
+            precision=params.precision,
             tile=params.tile,
             progress=progress,
         )
