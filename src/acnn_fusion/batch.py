@@ -110,7 +110,8 @@ def stack_axes(
     data, axes = stack.data, stack.axes
     for i in reversed(range(len(axes))):  # drop singleton axes other than Y and X
         if data.shape[i] == 1 and axes[i] not in "YX":
-            data, axes = data.take(0, axis=i), axes[:i] + axes[i + 1 :]
+            # indexing keeps a view (take would copy a memory-mapped stack into memory)
+            data, axes = data[(slice(None),) * i + (0,)], axes[:i] + axes[i + 1 :]
     z_axis = axis if axis is not None else (axes.index("Z") if "Z" in axes else 0)
     channel_axis = axes.index("C") if "C" in axes else None
     time_axis = axes.index("T") if "T" in axes else None

@@ -148,7 +148,12 @@ def natural_key(path: Path) -> list:
 
 
 def read_stack(path: str | Path) -> StackData:
-    """A multi-page/hyperstack/OME TIFF, or a folder of focal planes (natural sort order)."""
+    """A multi-page/hyperstack/OME TIFF, or a folder of focal planes (natural sort order).
+
+    An uncompressed TIFF whose pixels lie contiguously in the file comes back memory-mapped
+    and read-only: :func:`~acnn_fusion.core.stack.fuse_stack` then reads it tile by tile
+    instead of holding it in memory. Other TIFFs are decoded into memory.
+    """
     path = Path(path)
     if path.is_dir():
         planes = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
@@ -168,7 +173,10 @@ def read_stack(path: str | Path) -> StackData:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            data, axes = series.asarray(), series.axes
+            # uncompressed, one block in the file, in this machine's byte order
+            mappable = series.dataoffset is not None and series.dtype.isnative
+            data = series.asarray(out="memmap") if mappable else series.asarray()
+            axes = series.axes
             pixel_size, unit = _tiff_pixel_size(tif)
     except Exception as exc:
         raise ValueError(f"{path}: cannot read TIFF stack ({type(exc).__name__}: {exc})") from exc

@@ -19,6 +19,25 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected a (Y, X) grey or (Y, X, 3|4) colour image, got shape {image.shape}")
 
 
+def unit_range_bounds(
+    sample: np.ndarray, source_dtype: np.dtype | type, percentile: float = 0.01
+) -> tuple[float, float] | None:
+    """Robust (low, high) of ``sample`` for :func:`to_unit_range`; None = uint8's fixed 0–255."""
+    if np.dtype(source_dtype) == np.uint8:
+        return None
+    lo, hi = np.percentile(sample.astype(np.float64), [percentile, 100.0 - percentile])
+    return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def to_unit_range(image: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
+    """float32 [0, 1]: ``bounds`` mapped to 0 and 1 and clipped, or /255 for ``None``."""
+    if bounds is None:
+        return image.astype(np.float32) / 255.0
+    lo, hi = bounds
+    scale = np.float32(1.0 / (hi - lo))
+    return np.clip((image.astype(np.float32) - np.float32(lo)) * scale, 0.0, 1.0)
+
+
 def joint_unit_range(
     *images: np.ndarray, source_dtype: np.dtype | type | None = None, percentile: float = 0.01
 ) -> list[np.ndarray]:
@@ -30,14 +49,12 @@ def joint_unit_range(
     e.g. their grey conversion).
     """
     dtypes = {np.dtype(source_dtype)} if source_dtype is not None else {img.dtype for img in images}
-    if dtypes == {np.dtype(np.uint8)}:
-        return [img.astype(np.float32) / 255.0 for img in images]
-    sample = np.concatenate([img.ravel()[:: max(1, img.size // 1_000_000)] for img in images])
-    lo, hi = np.percentile(sample.astype(np.float64), [percentile, 100.0 - percentile])
-    if hi <= lo:
-        hi = lo + 1.0
-    scale = np.float32(1.0 / (hi - lo))
-    return [np.clip((img.astype(np.float32) - np.float32(lo)) * scale, 0.0, 1.0) for img in images]
+    dtype = dtypes.pop() if len(dtypes) == 1 else np.float64
+    bounds = None
+    if dtype != np.uint8:
+        sample = np.concatenate([img.ravel()[:: max(1, img.size // 1_000_000)] for img in images])
+        bounds = unit_range_bounds(sample, dtype, percentile)
+    return [to_unit_range(img, bounds) for img in images]
 
 
 def to_uint8_grey(image: np.ndarray) -> np.ndarray:
