@@ -91,12 +91,12 @@ def network_flops(kind: str, shape: tuple[int, ...], strategy: str | None, confi
     return (n_slices - 1) * pair
 
 
-def peak_gflops(device: str, size: int = 4096, repeats: int = 5) -> float:
-    """Achieved GFLOP/s of a large fp32 matrix product: the practical peak of the device."""
+def peak_gflops(device: str, dtype: str, size: int = 4096, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of a large matrix product in ``dtype``: the practical peak of the device."""
     import torch
 
-    a = torch.rand(size, size, device=device)
-    b = torch.rand(size, size, device=device)
+    a = torch.rand(size, size, device=device).to(getattr(torch, dtype))
+    b = torch.rand(size, size, device=device).to(getattr(torch, dtype))
     times = []
     for _ in range(repeats + 1):
         if device.startswith("cuda"):
@@ -109,7 +109,14 @@ def peak_gflops(device: str, size: int = 4096, repeats: int = 5) -> float:
     return 2 * size**3 / statistics.median(times[1:]) / 1e9
 
 
-def run_case(name: str, repeats: int, device: str) -> dict:
+def network_dtype(device: str, precision: str) -> str:
+    """The dtype the network runs in for this device and precision: float32 or bfloat16."""
+    from acnn_fusion.core.inference import resolve_precision, select_device
+
+    return str(resolve_precision(precision, select_device(device))).removeprefix("torch.")
+
+
+def run_case(name: str, repeats: int, device: str, precision: str) -> dict:
     """Time one case in this process (called in a child process)."""
     import torch
 
@@ -120,18 +127,18 @@ def run_case(name: str, repeats: int, device: str) -> dict:
     times = []
     if kind == "pair":
         a, b = textured(shape, dtype, 0), textured(shape, dtype, 1)
-        fuse_pair(a[:520, :520], b[:520, :520], device=device)  # warm-up
+        fuse_pair(a[:520, :520], b[:520, :520], device=device, precision=precision)  # warm-up
         for _ in range(repeats):
             start = time.perf_counter()
-            fuse_pair(a, b, device=device)
+            fuse_pair(a, b, device=device, precision=precision)
             times.append(time.perf_counter() - start)
         pixels = shape[0] * shape[1]
     else:
         stack = textured(shape, dtype, 0)
-        fuse_stack(stack[:2, :64, :64], device=device, strategy=strategy)
+        fuse_stack(stack[:2, :64, :64], device=device, strategy=strategy, precision=precision)
         for _ in range(max(1, repeats // 2)):
             start = time.perf_counter()
-            fuse_stack(stack, device=device, strategy=strategy)
+            fuse_stack(stack, device=device, strategy=strategy, precision=precision)
             times.append(time.perf_counter() - start)
         pixels = shape[0] * shape[1] * shape[2]
     median = statistics.median(times)
@@ -139,6 +146,7 @@ def run_case(name: str, repeats: int, device: str) -> dict:
     return {
         "case": name,
         "device": device,
+        "dtype": network_dtype(device, precision),
         "seconds_median": median,
         "megapixels_per_s": pixels / median / 1e6,
         "network_gflop": flops / 1e9,
@@ -149,16 +157,18 @@ def run_case(name: str, repeats: int, device: str) -> dict:
     }
 
 
-def patch_by_patch_seconds_per_patch(device: str, n: int = 400) -> float:
+def patch_by_patch_seconds_per_patch(device: str, precision: str, n: int = 400) -> float:
     """The network run on one 16×16 patch pair per call, as the original release does."""
     import torch
 
+    from acnn_fusion.core.inference import autocast, resolve_precision, select_device
     from acnn_fusion.core.model import ACNN
     from acnn_fusion.core.weights import load_model
 
-    model = load_model().to(device)
-    a, b = torch.rand(2, 1, 1, 16, 16, device=device)
-    with torch.inference_mode():
+    torch_device = select_device(device)
+    model = load_model().to(torch_device)
+    a, b = torch.rand(2, 1, 1, 16, 16, device=torch_device)
+    with torch.inference_mode(), autocast(torch_device, resolve_precision(precision, torch_device)):
         for _ in range(20):
             ACNN.score(model(a, b)).cpu()
         start = time.perf_counter()
@@ -167,17 +177,48 @@ def patch_by_patch_seconds_per_patch(device: str, n: int = 400) -> float:
     return (time.perf_counter() - start) / n
 
 
+def machine() -> str:
+    """CPU model and whether it computes bf16 natively (what decides the default precision)."""
+    from acnn_fusion.core.inference import _cpu_has_native_bf16
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{name}, {os.cpu_count()} cores, native bf16: {'yes' if _cpu_has_native_bf16() else 'no'}"
+
+
 def _child(args: argparse.Namespace) -> dict:
     if args.child == "peak":
-        return {"peak_gflops": peak_gflops(args.device)}
+        return {dtype: peak_gflops(args.device, dtype) for dtype in ("float32", "bfloat16")}
     if args.child == "patch-by-patch":
-        return {"seconds_per_patch": patch_by_patch_seconds_per_patch(args.device)}
-    return run_case(args.child, args.repeats, args.device)
+        # the faster of fp32 and the dense run's precision (autocast costs more than it saves
+        # on a 16×16 patch), so the ratio does not flatter the dense evaluation
+        options = {"fp32", args.precision}
+        return {"seconds_per_patch": min(patch_by_patch_seconds_per_patch(args.device, p) for p in options)}
+    return run_case(args.child, args.repeats, args.device, args.precision)
 
 
 def _in_child(what: str, args: argparse.Namespace) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", what, "--repeats", str(args.repeats), "--device", args.device],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            what,
+            "--repeats",
+            str(args.repeats),
+            "--device",
+            args.device,
+            "--precision",
+            args.precision,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -220,6 +261,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, choices=list(CASES))
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (as fuse_pair's device)")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (as fuse_pair's)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--name", default="speed", help="output file stem")
@@ -228,20 +270,22 @@ def main() -> None:
     if args.child:
         print(json.dumps(_child(args)))
         return
-    peak = _in_child("peak", args)["peak_gflops"]
-    print(f"peak fp32 matrix product: {peak:.0f} GFLOP/s", flush=True)
+    peaks = _in_child("peak", args)
+    print(f"peak matrix product GFLOP/s: {peaks}", flush=True)
     rows = []
     for name in args.cases:
         row = _in_child(name, args)
-        row["percent_of_peak"] = 100 * row["gflops_per_s"] / peak
+        row["percent_of_peak"] = 100 * row["gflops_per_s"] / peaks[row["dtype"]]
         rows.append(row)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     per_patch = _in_child("patch-by-patch", args)["seconds_per_patch"]
     patches_520 = ((520 - 16) // 2 + 1) ** 2
     dense = next((r["seconds_median"] for r in rows if r["case"] == "pair520-rgb"), None)
     summary = {
-        "machine": f"{platform.processor() or platform.machine()}, {args.device}",
-        "peak_gflops": peak,
+        "machine": machine(),
+        "device": args.device,
+        "precision": args.precision,
+        "peak_gflops": peaks,
         "patch_by_patch_seconds_per_patch": per_patch,
         "patch_by_patch_520_seconds": per_patch * patches_520,
     }
@@ -255,17 +299,23 @@ def main() -> None:
         writer.writerows(rows)
     (args.out / f"{args.name}.json").write_text(json.dumps({"summary": summary, "cases": rows}, indent=1))
     lines = [
-        "| case | device | median s | MP/s | network GFLOP | GFLOP/s | % of peak | peak RSS MB | input MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | device | dtype | median s | MP/s | network GFLOP | GFLOP/s | % of peak "
+        "| peak RSS MB | input MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['case']} | {r['device']} | {r['seconds_median']:.3f} | {r['megapixels_per_s']:.2f} "
+        f"| {r['case']} | {r['device']} | {r['dtype']} | {r['seconds_median']:.3f} "
+        f"| {r['megapixels_per_s']:.2f} "
         f"| {r['network_gflop']:.0f} | {r['gflops_per_s']:.0f} | {r['percent_of_peak']:.0f} "
         f"| {r['peak_rss_MB']:.0f} | {r['input_MB']:.0f} |"
         for r in rows
     ]
     lines.append("")
-    lines.append(f"- peak (fp32 4096² matrix product, same run): {peak:.0f} GFLOP/s")
+    lines.append(f"- machine: {summary['machine']}; precision {args.precision}")
+    lines.append(
+        "- peak (4096² matrix product, same run): "
+        + ", ".join(f"{dtype} {value:.0f} GFLOP/s" for dtype, value in peaks.items())
+    )
     lines.append(
         f"- patch by patch: {1e3 * per_patch:.3f} ms per patch pair, "
         f"{per_patch * patches_520:.1f} s per 520² pair"

@@ -192,7 +192,8 @@ def grid_to_pixels(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def focus_map_from_scores(scores: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Average of the scores of every 16×16 patch (stride 2) covering each pixel: float32 (Y, X)."""
-    return grid_to_pixels(patch_average_grid(scores), shape).astype(np.float32)
+    # cast on the grid, before expanding to pixels: the same values, a quarter of the memory
+    return grid_to_pixels(patch_average_grid(scores).astype(np.float32), shape)
 
 
 def compute_focus_map(
