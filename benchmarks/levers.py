@@ -73,31 +73,39 @@ def threads(n: int) -> Iterator[None]:
 
 
 def variants(size: int) -> dict[str, Callable[[np.ndarray, np.ndarray], object]]:
+    """Name → run; the first is the fp32 reference every other row is compared with."""
     model = load_model()
     liu = ACNN(ACNNConfig(64, 128, 256, 256)).eval()  # Liu et al.'s widths, untrained: cost only
 
-    def score(net: ACNN = model, tile: int = inference.DEFAULT_TILE, context=contextlib.nullcontext):
+    def score(
+        net: ACNN = model,
+        tile: int = inference.DEFAULT_TILE,
+        precision: str = "fp32",
+        context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ) -> Callable[[np.ndarray, np.ndarray], object]:
         def run(a: np.ndarray, b: np.ndarray) -> object:
             with context():
-                return inference.score_map(net, a, b, device=CPU, tile=tile)
+                return inference.score_map(net, a, b, device=CPU, tile=tile, precision=precision)
 
         return run
 
-    compiled_branch = torch.compile(model.branch)
     compiled = ACNN(model.config).eval()
     compiled.load_state_dict(model.state_dict())
-    compiled.branch = compiled_branch  # type: ignore[assignment]
+    compiled.branch = torch.compile(compiled.branch)  # type: ignore[assignment]
+    tile = inference.DEFAULT_TILE
     return {
-        f"shipped: fp32, channels-last, in-place ReLU, tile {inference.DEFAULT_TILE}": score(),
+        f"fp32, channels-last, in-place ReLU, tile {tile} (reference)": score(),
         "out-of-place ReLU (as first written)": score(context=out_of_place_relu),
         "NCHW layout instead of channels-last": score(context=contiguous_layout),
         "tile 256": score(tile=256),
         "tile 1024 (previous default)": score(tile=1024),
         f"untiled ({size}²)": score(tile=size),
         "1 thread": score(context=lambda: threads(1)),
-        "bf16 autocast": score(context=lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
         "torch.compile (branch; first call excluded)": score(net=compiled),
-        "Liu et al. widths 64-128-256, fc 256": score(net=liu),
+        "bf16 autocast (precision='bf16')": score(precision="bf16"),
+        "precision='auto' (the default)": score(precision="auto"),
+        "Liu et al. widths 64-128-256, fc 256, fp32": score(net=liu),
+        "Liu et al. widths, bf16": score(net=liu, precision="bf16"),
     }
 
 
@@ -112,10 +120,9 @@ def time_variants(size: int, repeats: int) -> list[dict]:
         start = time.perf_counter()
         run(a, b)
         first_call[name] = time.perf_counter() - start
-    slow = {"bf16 autocast", "Liu et al. widths 64-128-256, fc 256"}
     for round_ in range(repeats):
         for name, run in runs.items():
-            if name in slow and round_ >= 2:
+            if name.startswith("Liu") and round_ >= 2:  # slow; two rounds suffice
                 continue
             start = time.perf_counter()
             run(a, b)
@@ -125,7 +132,7 @@ def time_variants(size: int, repeats: int) -> list[dict]:
         {
             "variant": name,
             "seconds_median": statistics.median(values),
-            "relative_to_shipped": statistics.median(values) / base,
+            "relative_to_reference": statistics.median(values) / base,
             "first_call_seconds": first_call[name],
             "rounds": len(values),
         }
@@ -133,21 +140,23 @@ def time_variants(size: int, repeats: int) -> list[dict]:
     ]
 
 
-def time_stack_strategies(repeats: int) -> list[dict]:
+def time_stack_strategies(repeats: int, precision: str) -> list[dict]:
     from acnn_fusion import fuse_stack
     from speed import textured  # benchmarks/ is on the path when run as a script
 
     stack = textured((16, 1024, 1024), np.uint16, 0)
-    fuse_stack(stack[:2, :64, :64])
+    fuse_stack(stack[:2, :64, :64], precision=precision)
     rows = []
     times: dict[str, list[float]] = {"features": [], "pairwise": [], "pairwise-tree": []}
     for _ in range(max(1, repeats // 2)):
         for strategy in times:
             start = time.perf_counter()
-            fuse_stack(stack, strategy=strategy)
+            fuse_stack(stack, strategy=strategy, precision=precision)
             times[strategy].append(time.perf_counter() - start)
     for strategy, values in times.items():
-        rows.append({"strategy": strategy, "seconds_median": statistics.median(values)})
+        rows.append(
+            {"strategy": strategy, "precision": precision, "seconds_median": statistics.median(values)}
+        )
     return rows
 
 
@@ -167,9 +176,8 @@ def lytro_bf16_disagreement() -> dict:
         b = read_image(path_a.with_name(path_a.name.replace("-A.", "-B.")))
         ga, gb = grey_pair(a, b)
         maps = []
-        for context in (contextlib.nullcontext(), torch.autocast("cpu", dtype=torch.bfloat16)):
-            with context:
-                focus = inference.compute_focus_map(model, ga, gb, device=CPU)
+        for precision in ("fp32", "bf16"):
+            focus = inference.compute_focus_map(model, ga, gb, device=CPU, precision=precision)
             maps.append(fuse_from_focus_map(a, b, focus, PRESETS["default"]).decision_map)
         diff = int(np.count_nonzero(maps[0] != maps[1]))
         per_pair.append(diff / maps[0].size)
@@ -187,27 +195,32 @@ def main() -> None:
     args = parser.parse_args()
     rows = time_variants(args.size, args.repeats)
     for row in rows:
-        print(f"{row['variant']:<55} {row['seconds_median']:7.3f} s  ×{row['relative_to_shipped']:.2f}")
-    stack_rows = time_stack_strategies(args.repeats)
+        print(f"{row['variant']:<55} {row['seconds_median']:7.3f} s  ×{row['relative_to_reference']:.2f}")
+    stack_rows = time_stack_strategies(args.repeats, "fp32") + time_stack_strategies(args.repeats, "auto")
     for row in stack_rows:
-        print(f"stack 1024²×16 {row['strategy']:<14} {row['seconds_median']:7.2f} s")
+        print(f"stack 1024²×16 {row['strategy']:<14} {row['precision']:<5} {row['seconds_median']:7.2f} s")
     bf16 = lytro_bf16_disagreement() if args.lytro else {}
     if bf16:
         print(f"bf16 autocast vs fp32 on Lytro-20: {100 * bf16['share_changed']:.4f} % of decision pixels")
+    from speed import machine
+
     lines = [
+        f"Machine: {machine()}.",
+        "",
         f"Network only (`score_map`), {args.size}² grey pair, median of {args.repeats} rounds "
         f"({torch.get_num_threads()} threads):",
         "",
-        "| variant | median s | × shipped | first call s |",
+        "| variant | median s | × reference | first call s |",
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {r['variant']} | {r['seconds_median']:.3f} | {r['relative_to_shipped']:.2f} "
+        f"| {r['variant']} | {r['seconds_median']:.3f} | {r['relative_to_reference']:.2f} "
         f"| {r['first_call_seconds']:.2f} |"
         for r in rows
     ]
-    lines += ["", "Stack fold, 1024×1024×16 uint16, end to end:", "", "| strategy | median s |", "|---|---|"]
-    lines += [f"| {r['strategy']} | {r['seconds_median']:.2f} |" for r in stack_rows]
+    lines += ["", "Stack fold, 1024×1024×16 uint16, end to end:", ""]
+    lines += ["| strategy | precision | median s |", "|---|---|---|"]
+    lines += [f"| {r['strategy']} | {r['precision']} | {r['seconds_median']:.2f} |" for r in stack_rows]
     if bf16:
         lines += [
             "",

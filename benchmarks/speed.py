@@ -41,6 +41,8 @@ CASES = {
     "stack2048x64-u16": ("stack", (64, 2048, 2048), np.uint16, "features"),
 }
 DEFAULT_CASES = ["pair520-rgb", "pair1024-grey", "pair2048-grey", "stack1024x32-u16"]
+#: cases timed once (after the warm-up) whatever --repeats says: minutes each on a small CPU
+SINGLE_RUN = {"pair4096-grey", "pair8192-u16", "stack2048x64-u16"}
 
 
 def textured(shape: tuple[int, ...], dtype: type, seed: int) -> np.ndarray:
@@ -124,6 +126,7 @@ def run_case(name: str, repeats: int, device: str, precision: str) -> dict:
     from acnn_fusion.core.weights import load_model
 
     kind, shape, dtype, strategy = CASES[name]
+    repeats = 1 if name in SINGLE_RUN else repeats
     times = []
     if kind == "pair":
         a, b = textured(shape, dtype, 0), textured(shape, dtype, 1)
@@ -259,7 +262,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, choices=list(CASES))
+    parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, choices=[*CASES, "all"])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (as fuse_pair's device)")
     parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (as fuse_pair's)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -270,6 +273,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(_child(args)))
         return
+    if "all" in args.cases:
+        args.cases = list(CASES)
     peaks = _in_child("peak", args)
     print(f"peak matrix product GFLOP/s: {peaks}", flush=True)
     rows = []
