@@ -1,0 +1,100 @@
+"""Render the napari screenshots of the documentation with the real viewer and plugin.
+
+Run under a virtual X display from the repository root:
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/scripts/screenshots.py
+
+Writes PNGs into ``docs/images/napari/`` (the getting-started page and the napari hub
+description show them). Fusion runs inline (``ACNN_FUSION_SYNC=1``) so each picture is taken
+after the result layers exist.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("ACNN_FUSION_SYNC", "1")
+
+from qtpy.QtWidgets import QApplication
+
+import napari
+
+PLUGIN = "napari-acnn-fusion"
+OUT = Path(__file__).resolve().parents[1] / "images" / "napari"
+WINDOW = (1400, 860)
+
+
+def _grid(viewer: napari.Viewer):
+    """Grid mode settings (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def settle(viewer: napari.Viewer) -> None:
+    """Let Qt lay out and paint before a picture is taken."""
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.window._qt_window.repaint()
+    QApplication.processEvents()
+
+
+def save(viewer: napari.Viewer, name: str) -> Path:
+    settle(viewer)
+    path = OUT / name
+    viewer.window.screenshot(path=str(path), canvas_only=False, flash=False)
+    print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    return path
+
+
+def pair_screenshots(viewer: napari.Viewer) -> None:
+    viewer.open_sample(PLUGIN, "pair")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Focus fusion")
+    viewer.layers["sample B"].visible = False
+    viewer.reset_view()
+    save(viewer, "pair_widget.png")
+
+    widget.run()  # fuses "sample A" and "sample B"; adds focus map, fused and decision map layers
+    for layer in viewer.layers:
+        layer.visible = layer.name.endswith(("fused", "decision map"))
+    decision = next(layer for layer in viewer.layers if layer.name.endswith("decision map"))
+    decision.opacity = 0.35
+    viewer.reset_view()
+    save(viewer, "pair_fused.png")
+
+    _grid(viewer).enabled = True
+    for layer in viewer.layers:
+        layer.visible = True
+        layer.opacity = 1.0
+    viewer.reset_view()
+    save(viewer, "pair_grid.png")
+    _grid(viewer).enabled = False
+
+
+def stack_screenshot(viewer: napari.Viewer) -> None:
+    viewer.layers.clear()
+    viewer.open_sample(PLUGIN, "stack")
+    widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Focus fusion")[1]
+    widget.mode.value = "z-stack"
+    widget.run()
+    viewer.layers["sample stack"].visible = False
+    _grid(viewer).enabled = True
+    viewer.reset_view()
+    save(viewer, "stack_fused.png")
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(title="napari-acnn-fusion", show=True)
+    viewer.window.resize(*WINDOW)
+    try:
+        pair_screenshots(viewer)
+        stack_screenshot(viewer)
+    finally:
+        viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
