@@ -10,12 +10,12 @@ GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
-def to_grey(image: np.ndarray) -> np.ndarray:
-    """(Y, X) or (Y, X, 3|4) → (Y, X) float64 luminance in the input's value scale."""
+def to_grey(image: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """(Y, X) or (Y, X, 3|4) → (Y, X) luminance in the input's value scale (float64, or ``dtype``)."""
     if image.ndim == 2:
-        return image.astype(np.float64)
+        return image.astype(dtype)
     if image.ndim == 3 and image.shape[-1] in (3, 4):
-        return image[..., :3].astype(np.float64) @ GREY_WEIGHTS
+        return image[..., :3].astype(dtype) @ GREY_WEIGHTS.astype(dtype)
     raise ValueError(f"expected a (Y, X) grey or (Y, X, 3|4) colour image, got shape {image.shape}")
 
 

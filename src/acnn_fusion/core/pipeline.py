@@ -125,25 +125,35 @@ def refine_boundary(
     *,
     radius: int = 4,
     window: int = 5,
+    rows_per_chunk: int = 1024,
 ) -> np.ndarray:
     """Re-decide pixels within ``radius`` of the decision boundary by a fine focus measure.
 
     The focus map averages 16×16 patches, so boundaries drift by up to half a patch;
     near them, the local Laplacian energy in a ``window``×``window`` neighbourhood picks
-    the sharper source wherever it clearly differs (by more than 10 %).
+    the sharper source wherever it clearly differs (by more than 10 %). Worked through in
+    bands of ``rows_per_chunk`` rows (same result, bounded memory on large images).
     """
     from scipy import ndimage
 
     structure = np.ones((3, 3), bool)
     grown = ndimage.binary_dilation(decision_map, structure, iterations=radius)
-    shrunk = ndimage.binary_erosion(decision_map, structure, iterations=radius, border_value=1)
-    band = grown & ~shrunk
-    energy_a = ndimage.uniform_filter(ndimage.laplace(grey_a) ** 2, window)
-    energy_b = ndimage.uniform_filter(ndimage.laplace(grey_b) ** 2, window)
-    clear = np.abs(energy_a - energy_b) > 0.1 * (energy_a + energy_b) + 1e-12
+    band = grown & ~ndimage.binary_erosion(decision_map, structure, iterations=radius, border_value=1)
+    del grown
     refined = decision_map.copy()
-    pick = band & clear
-    refined[pick] = energy_a[pick] > energy_b[pick]
+    margin = window // 2 + 1  # the Laplacian's and the window's reach
+    height = decision_map.shape[0]
+    for r0 in range(0, height, rows_per_chunk):
+        r1 = min(height, r0 + rows_per_chunk)
+        if not band[r0:r1].any():
+            continue
+        lo, hi = max(0, r0 - margin), min(height, r1 + margin)
+        energy_a = ndimage.uniform_filter(ndimage.laplace(grey_a[lo:hi]) ** 2, window)
+        energy_b = ndimage.uniform_filter(ndimage.laplace(grey_b[lo:hi]) ** 2, window)
+        energy_a, energy_b = energy_a[r0 - lo : r1 - lo], energy_b[r0 - lo : r1 - lo]
+        clear = np.abs(energy_a - energy_b) > 0.1 * (energy_a + energy_b) + 1e-12
+        pick = band[r0:r1] & clear
+        refined[r0:r1][pick] = energy_a[pick] > energy_b[pick]
     smoothed = ndimage.median_filter(refined.astype(np.uint8), size=3).astype(bool)
     refined[band] = smoothed[band]
     return refined
@@ -156,19 +166,25 @@ def blend(image_a: np.ndarray, image_b: np.ndarray, decision_map: np.ndarray) ->
 
 
 def grey_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Luminance of both images on one joint [0, 1] scale (what the network sees)."""
-    ga, gb = joint_unit_range(to_grey(image_a), to_grey(image_b), source_dtype=image_a.dtype)
+    """Luminance of both images on one joint [0, 1] float32 scale (what the network sees)."""
+    grey_a, grey_b = to_grey(image_a, np.float32), to_grey(image_b, np.float32)
+    ga, gb = joint_unit_range(grey_a, grey_b, source_dtype=image_a.dtype)
     return ga, gb
 
 
 def fuse_from_focus_map(
-    image_a: np.ndarray, image_b: np.ndarray, focus_map: np.ndarray, settings: FusionSettings
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+    focus_map: np.ndarray,
+    settings: FusionSettings,
+    grey: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FusionResult:
     """Steps 2–4 from a focus map: decide, refine the boundary, blend. No network runs,
-    so an interactive threshold can call this on a cached focus map."""
+    so an interactive threshold can call this on a cached focus map. ``grey``: the pair's
+    :func:`grey_pair`, if the caller has it already."""
     decision_map = decide(focus_map, settings)
     if settings.refine_radius > 0:
-        grey_a, grey_b = grey_pair(image_a, image_b)
+        grey_a, grey_b = grey if grey is not None else grey_pair(image_a, image_b)
         decision_map = refine_boundary(
             decision_map, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
         )
@@ -209,4 +225,4 @@ def fuse_pair(
     focus_map = compute_focus_map(
         model, grey_a, grey_b, device=torch_device, tile=tile, precision=precision, progress=progress
     )
-    return fuse_from_focus_map(a, b, focus_map, settings)
+    return fuse_from_focus_map(a, b, focus_map, settings, grey=(grey_a, grey_b))
