@@ -224,3 +224,22 @@ def test_widget_opens_from_the_plugin_menu(make_napari_viewer):
     assert widget.layer_a.value is None
     viewer.add_image(np.zeros((32, 32), np.uint8), name="x")
     assert widget.layer_a.value is viewer.layers["x"]
+
+
+def test_precision_choice_reaches_the_core(make_napari_viewer, grey_pair, monkeypatch):
+    viewer = _pair_viewer(make_napari_viewer, grey_pair)
+    widget = FocusFusionWidget(viewer)
+    assert list(widget.precision.choices) == ["auto", "fp32", "bf16"] and widget.precision.value == "auto"
+    seen = []
+    original = pipeline.compute_focus_map
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["precision"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "compute_focus_map", recording)
+    widget.precision.value = "fp32"
+    assert widget.run()
+    assert seen == ["fp32"]
+    exact = pipeline.fuse_pair(grey_pair.image_a, grey_pair.image_b, precision="fp32")
+    assert np.array_equal(viewer.layers["sample fused"].data, exact.fused)
