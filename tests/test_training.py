@@ -8,7 +8,7 @@ from skimage import data
 from acnn_fusion.core.model import ACNNConfig
 from acnn_fusion.io import write_image
 from acnn_fusion.training.data import sample_patch_pairs
-from acnn_fusion.training.train import TrainConfig, train
+from acnn_fusion.training.train import TrainConfig, _augment, train
 
 
 @pytest.fixture
@@ -60,4 +60,56 @@ def test_training_resumes_after_a_stop_to_identical_weights(image_folder, tmp_pa
     assert any("resumed" in m for m in messages)
     a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
     for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def _flat_pairs(n: int = 4000, value: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    patch = torch.full((n, 16, 16), value)
+    return patch, patch.clone()
+
+
+def test_without_camera_noise_pairs_differ_only_by_the_light_noise():
+    a, b, label, weight = _augment(
+        *_flat_pairs(), torch.Generator().manual_seed(0), TrainConfig([], ab_gain=0)
+    )
+    sd = (a - b).std(dim=(1, 2, 3)) / np.sqrt(2)
+    assert sd.max() <= 0.0125 and torch.all(weight == 1)
+    assert set(label.tolist()) == {0, 1}
+
+
+def test_camera_noise_is_independent_in_a_and_b_with_the_expected_std():
+    # photons fixed at 2000 and read-noise σ at 0.002 (±20 %, on 70 % of pairs):
+    # each patch's std is sqrt(σ² + x/2000) with x ≈ 0.5 × gain (0.85–1.15) ± 0.05
+    config = TrainConfig([], noise=1.0, noise_sigma_max=0.002, photons_min=2000.0, ab_gain=0)
+    a, b, _, _ = _augment(*_flat_pairs(), torch.Generator().manual_seed(1), config)
+    sd = ((a - b).std(dim=(1, 2, 3)) / np.sqrt(2)).numpy()
+    shot = np.sqrt(0.5 / 2000)
+    high = np.sqrt(0.0024**2 + 0.625 / 2000) * 1.25  # sampling error of 256 px < 10 %
+    assert sd.max() <= high
+    # 70 % of pairs have shot noise; the others only read noise, σ ≈ 0.002
+    with_shot = sd > 0.5 * shot
+    assert 0.65 < with_shot.mean() < 0.75
+    assert abs(np.median(sd[with_shot]) / np.sqrt(shot**2 + 0.7 * 0.002**2) - 1) < 0.1
+    assert np.all(sd[~with_shot] < 0.0035)
+
+
+def test_heavy_noise_is_heavy_and_ambiguous_pairs_are_down_weighted():
+    config = TrainConfig([], noise=0.5, photons_min=10.0, weight_ambiguous=True, ab_gain=0)
+    a, b, _, weight = _augment(*_flat_pairs(), torch.Generator().manual_seed(2), config)
+    sd = (a - b).std(dim=(1, 2, 3)) / np.sqrt(2)
+    noisy = weight < 1  # identical clean patches: every noisy pair is ambiguous
+    assert 0.45 < noisy.float().mean() < 0.55
+    assert torch.quantile(sd[noisy], 0.9) > 0.05 and sd[~noisy].max() <= 0.0125
+    assert torch.allclose(weight[noisy], torch.tensor(0.05))
+
+
+def test_fine_tuning_starts_from_the_given_weights(image_folder, tmp_path):
+    first = tmp_path / "first.pt"
+    train(_config(image_folder), first, log=lambda m: None)
+    config = _config(image_folder)
+    config.epochs, config.learning_rate, config.init = 1, 0.0, str(first)
+    second = tmp_path / "second.pt"
+    train(config, second, log=lambda m: None)
+    a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
+    for key in a:  # learning rate 0: fine-tuning keeps the starting weights
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)

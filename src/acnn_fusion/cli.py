@@ -281,7 +281,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         widths=widths,
         bf16=args.bf16,
+        noise=args.noise,
+        noise_sigma_max=args.noise_sigma_max,
+        photons_min=args.photons_min,
+        ab_gain=args.ab_gain,
+        ab_offset=args.ab_offset,
+        weight_ambiguous=args.weight_ambiguous,
+        init=str(args.init) if args.init else None,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     report = train(config, args.out, resume=not args.restart, log=lambda m: print(m, flush=True))
     print(f"wrote {args.out} (validation accuracy {report['val_accuracy']:.4%})")
     return 0
@@ -433,6 +444,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only with native bf16)")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    train.add_argument(
+        "--noise", type=float, default=0.0, help="share of pairs given camera (read + shot) noise, 0–1"
+    )
+    train.add_argument("--noise-sigma-max", type=float, default=0.08, help="largest read-noise σ (0–1 scale)")
+    train.add_argument("--photons-min", type=float, default=10.0, help="fewest photons per unit intensity")
+    train.add_argument("--ab-gain", type=float, default=0.06, help="gain spread between A and B")
+    train.add_argument("--ab-offset", type=float, default=0.0, help="offset spread between A and B")
+    train.add_argument(
+        "--weight-ambiguous", action="store_true", help="down-weight pairs the noise makes ambiguous"
+    )
+    train.add_argument("--init", type=Path, help="weights file to fine-tune instead of a random start")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     train.set_defaults(func=cmd_train)
 
     info = sub.add_parser("info", help="version, model metadata and the device that would be used")

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from acnn_fusion.core.model import ACNN, ACNNConfig
-from acnn_fusion.core.weights import save_weights
+from acnn_fusion.core.model import ACNN, PATCH_SIZE, ACNNConfig
+from acnn_fusion.core.weights import load_model, save_weights
 from acnn_fusion.training.data import PatchPairs, find_images, sample_patch_pairs
 
 
@@ -33,6 +33,20 @@ class TrainConfig:
     seed: int = 0
     widths: ACNNConfig = field(default_factory=ACNNConfig)
     bf16: bool = False  # only pays off on CPUs with native bf16 (AVX-512 BF16/AMX)
+    #: share of pairs that get camera noise (Gaussian read noise and/or Poisson shot noise,
+    #: independent in A and B, applied after the blur); the rest keep the light noise of σ ≤ 0.01
+    noise: float = 0.0
+    #: largest Gaussian σ (log-uniform from 0.002) and fewest photons per unit intensity
+    #: (log-uniform up to 2000) of that noise, on the [0, 1] patch scale
+    noise_sigma_max: float = 0.08
+    photons_min: float = 10.0
+    #: relative gain / additive offset spread between the A and B patch of a pair
+    ab_gain: float = 0.06
+    ab_offset: float = 0.0
+    #: down-weight pairs whose clean difference is small against the noise (ambiguous pairs)
+    weight_ambiguous: bool = False
+    #: weights file to start from (fine-tuning) instead of a random initialisation
+    init: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -40,8 +54,17 @@ class TrainConfig:
         return d
 
 
-def _augment(sharp: torch.Tensor, blurred: torch.Tensor, gen: torch.Generator):
-    """Random order (the label), dihedral transform, brightness and noise for a batch."""
+def _augment(
+    sharp: torch.Tensor,
+    blurred: torch.Tensor,
+    gen: torch.Generator,
+    config: TrainConfig | None = None,
+):
+    """Random order (the label), dihedral transform, gain/offset and noise for a batch.
+
+    Returns ``(a, b, label, weight)``; ``weight`` (N,) is 1 unless ``weight_ambiguous``.
+    """
+    config = config if config is not None else TrainConfig(images=[])
     n = sharp.shape[0]
     label = torch.randint(0, 2, (n,), generator=gen)
     first = torch.where(label[:, None, None] == 1, sharp, blurred)
@@ -53,10 +76,34 @@ def _augment(sharp: torch.Tensor, blurred: torch.Tensor, gen: torch.Generator):
         pair = pair.flip(3)
     gain = 1.0 + 0.3 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5)
     offset = 0.1 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5)
-    gain_ab = 1.0 + 0.06 * (torch.rand(n, 2, 1, 1, generator=gen) - 0.5)
+    gain_ab = 1.0 + config.ab_gain * (torch.rand(n, 2, 1, 1, generator=gen) - 0.5)
+    offset_ab = config.ab_offset * (torch.rand(n, 2, 1, 1, generator=gen) - 0.5)
+    clean = (pair * gain * gain_ab + offset + offset_ab).clamp_min(0.0)
     noise_sd = 0.01 * torch.rand(n, 1, 1, 1, generator=gen)
-    pair = pair * gain * gain_ab + offset + noise_sd * torch.randn(pair.shape, generator=gen)
-    return pair[:, :1], pair[:, 1:], label
+    noisy = clean + noise_sd * torch.randn(pair.shape, generator=gen)
+    weight = torch.ones(n)
+    if config.noise > 0:
+        strong = torch.rand(n, generator=gen) < config.noise
+        # read noise: one σ per pair (log-uniform), ±20 % between A and B
+        lo, hi = math.log(0.002), math.log(config.noise_sigma_max)
+        sigma = torch.exp(lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=gen))
+        sigma = sigma * (1.0 + 0.4 * (torch.rand(n, 2, 1, 1, generator=gen) - 0.5))
+        sigma = sigma * (torch.rand(n, 1, 1, 1, generator=gen) < 0.7)  # some pairs shot noise only
+        # shot noise: variance = signal / photons (Gaussian approximation of Poisson)
+        lo, hi = math.log(config.photons_min), math.log(2000.0)
+        photons = torch.exp(lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=gen))
+        shot = (torch.rand(n, 1, 1, 1, generator=gen) < 0.7).float()  # some pairs read noise only
+        std = torch.sqrt(sigma**2 + shot * clean / photons)
+        strong_pair = clean + std * torch.randn(pair.shape, generator=gen)
+        noisy = torch.where(strong[:, None, None, None], strong_pair, noisy)
+        if config.weight_ambiguous:
+            # clean difference against the noise std of the difference: below 1, the label is
+            # hardly observable, so the pair counts in proportion
+            diff = (clean[:, 0] - clean[:, 1]).abs().mean(dim=(1, 2))
+            noise_of_diff = std.pow(2).mean(dim=(2, 3)).sum(dim=1).sqrt() / PATCH_SIZE
+            ratio = (diff / (4.0 * noise_of_diff + 1e-6)).clamp(0.05, 1.0)
+            weight = torch.where(strong, ratio, weight)
+    return noisy[:, :1], noisy[:, 1:], label, weight
 
 
 def _split_by_image(paths: Sequence[Path], val_fraction: float, seed: int):
@@ -113,7 +160,14 @@ def train(
         f"{len(train_pairs.skipped) + len(val_pairs.skipped)} unreadable images skipped"
     )
 
-    model = ACNN(config.widths).to(memory_format=torch.channels_last)
+    model = ACNN(config.widths)
+    if config.init:
+        start = load_model(config.init)
+        if start.config != config.widths:
+            raise ValueError(f"--init weights have widths {start.config}, not {config.widths}")
+        model.load_state_dict(start.state_dict())
+        log(f"starting from {config.init}")
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     steps_per_epoch = len(train_pairs) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
@@ -145,13 +199,14 @@ def train(
         running = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            a, b, label = _augment(sharp[idx], blurred[idx], gen)
+            a, b, label, weight = _augment(sharp[idx], blurred[idx], gen, config)
             a = a.contiguous(memory_format=torch.channels_last)
             b = b.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(a, b).flatten(1)
             # class 0 = "A is focused", matching ACNN.score
-            loss = F.cross_entropy(logits.float(), 1 - label)
+            losses = F.cross_entropy(logits.float(), 1 - label, reduction="none")
+            loss = (losses * weight).sum() / weight.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
