@@ -117,7 +117,9 @@ def score_tiles(height: int, width: int, tile: int) -> list[tuple[slice, slice, 
 def prepare(model: ACNN, device: torch.device) -> ACNN:
     """Move the model to ``device`` (channels-last on the CPU, where it is faster)."""
     model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing in the stubs
+    return model
 
 
 def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -138,10 +140,11 @@ def score_map(
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Patch scores at stride 2: float32 (h, w), entry (i, j) for the patch at (2i, 2j)."""
-    tiles = score_tiles(*grey_a.shape, tile)
+    height, width = grey_a.shape
+    tiles = score_tiles(height, width, tile)
     model = prepare(model, device)
     dtype = resolve_precision(precision, device)
-    scores = np.empty(score_map_shape(*grey_a.shape), dtype=np.float32)
+    scores = np.empty(score_map_shape(height, width), dtype=np.float32)
     for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
         x = to_input(np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]]), device)
         with autocast(device, dtype):

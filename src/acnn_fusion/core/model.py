@@ -90,7 +90,9 @@ class Head(nn.Module):
 
     def combine(self, proj_a: torch.Tensor, proj_b: torch.Tensor) -> torch.Tensor:
         """Logits from the projections of A (``as_a=True``) and B (``as_a=False``)."""
-        hidden = torch.add(proj_a, proj_b).add_(self.fc1.bias.view(1, -1, 1, 1)).relu_()
+        bias = self.fc1.bias
+        assert bias is not None  # fc1 is built with a bias
+        hidden = torch.add(proj_a, proj_b).add_(bias.view(1, -1, 1, 1)).relu_()
         return self.fc2(hidden)
 
 

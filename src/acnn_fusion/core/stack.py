@@ -106,6 +106,7 @@ class FocusImage:
     def __init__(self, stack: np.ndarray, detect_channel: int | None = None) -> None:
         self.stack = stack
         self.shape = stack.shape[:3]
+        channels: list[int | None]
         if stack.ndim == 3:
             self.mode, channels = "grey", [None]
         elif detect_channel is not None:
@@ -113,7 +114,7 @@ class FocusImage:
         elif stack.shape[-1] in (3, 4) and stack.dtype == np.uint8:
             self.mode, channels = "luminance", []
         else:  # independent channels (fluorescence)
-            self.mode, channels = "mean", list(range(stack.shape[-1]))
+            self.mode, channels = "mean", [*range(stack.shape[-1])]
         self.channels = channels
         self.bounds = [unit_range_bounds(self._sample(c), stack.dtype) for c in channels]
 
@@ -134,7 +135,7 @@ class FocusImage:
         if self.mode == "channel":
             return to_unit_range(data[..., self.channels[0]], self.bounds[0])
         scaled = [to_unit_range(data[..., c], b) for c, b in zip(self.channels, self.bounds, strict=True)]
-        return np.mean(scaled, axis=0, dtype=np.float32)
+        return np.asarray(np.mean(scaled, axis=0, dtype=np.float32))
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -158,12 +159,12 @@ def _patch_winners(
     done, total = 0, len(tiles) * n_slices
     for rows, cols, in_rows, in_cols in tiles:
         n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
-        best_index = best_as_a = None
+        best_index = best_as_a = None  # the running winner per patch and its fc1 projection
         for z in range(n_slices):
             with autocast(device, dtype):
                 features = model.branch(to_input(grey.block(slice(z, z + 1), in_rows, in_cols), device))
                 as_a = model.head.project(features, as_a=True)
-                if best_as_a is None:
+                if best_as_a is None or best_index is None:
                     best_as_a = as_a
                     best_index = torch.zeros(as_a.shape[2:], dtype=torch.int64, device=device)
                 else:
@@ -174,21 +175,21 @@ def _patch_winners(
             done += 1
             if progress is not None:
                 progress(done, total)
+        assert best_index is not None  # n_slices ≥ 1
         winners[rows, cols] = best_index[:n_rows, :n_cols].cpu().numpy()
     return winners
 
 
 def _vote(winners: np.ndarray, n_slices: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the slice most covering patches chose, and the share that chose it."""
-    best_share = best_index = None
-    for z in np.unique(winners):
+    slices = np.unique(winners)
+    best_share = patch_average_grid(winners == slices[0])
+    best_index = np.full(best_share.shape, slices[0], dtype=np.uint16)
+    for z in slices[1:]:
         share = patch_average_grid(winners == z)
-        if best_share is None:
-            best_share, best_index = share, np.full(share.shape, z, dtype=np.uint16)
-        else:
-            better = share > best_share
-            best_share = np.where(better, share, best_share)
-            best_index[better] = z
+        better = share > best_share
+        best_share = np.where(better, share, best_share)
+        best_index[better] = z
     depth = grid_to_pixels(best_index, shape).astype(np.uint16)
     confidence = grid_to_pixels(best_share, shape).astype(np.float32)
     return depth, confidence
@@ -271,14 +272,14 @@ def _fuse_timelapse(
     if t in (axis % ndim, None if channel_axis is None else channel_axis % ndim):
         raise ValueError("time_axis must differ from axis and channel_axis")
 
-    def renumber(a: int | None) -> int | None:
-        return None if a is None else (a % ndim if a % ndim < t else a % ndim - 1)
+    def renumber(a: int) -> int:
+        return a % ndim if a % ndim < t else a % ndim - 1
 
     per_time = [
         fuse_stack(
             stack.take(i, axis=t),
             axis=renumber(axis),
-            channel_axis=renumber(channel_axis),
+            channel_axis=None if channel_axis is None else renumber(channel_axis),
             **options,
         )
         for i in range(stack.shape[t])
