@@ -132,6 +132,26 @@ def validation_accuracy(model: ACNN, pairs: PatchPairs, bf16: bool) -> float:
     return correct / total
 
 
+@torch.no_grad()
+def noisy_validation_accuracy(model: ACNN, pairs: PatchPairs, config: TrainConfig) -> float:
+    """Share of held-out pairs classified correctly when every pair carries camera noise
+    (``config``'s ranges, fixed seed), weighted like the training loss."""
+    model.eval()
+    gen = torch.Generator().manual_seed(12345)
+    noisy = TrainConfig(**{**vars(config), "noise": 1.0})
+    correct = total = 0.0
+    sharp = torch.from_numpy(pairs.sharp.astype(np.float32))
+    blurred = torch.from_numpy(pairs.blurred.astype(np.float32))
+    for start in range(0, len(pairs), 2048):
+        a, b, label, weight = _augment(sharp[start : start + 2048], blurred[start : start + 2048], gen, noisy)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            p_a = ACNN.score(model(a, b)).flatten()
+        correct += float((((p_a > 0.5).long() == label).float() * weight).sum())
+        total += float(weight.sum())
+    model.train()
+    return correct / total
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -221,7 +241,10 @@ def train(
                 running = 0.0
         accuracy = validation_accuracy(model, val_pairs, config.bf16)
         seconds = time.perf_counter() - t_epoch
-        history.append({"epoch": epoch + 1, "val_accuracy": accuracy, "seconds": seconds})
+        entry = {"epoch": epoch + 1, "val_accuracy": accuracy, "seconds": seconds}
+        if config.noise > 0:
+            entry["val_accuracy_noisy"] = noisy_validation_accuracy(model, val_pairs, config)
+        history.append(entry)
         tmp = checkpoint_path.with_name(checkpoint_path.name + ".tmp")
         torch.save(
             {
@@ -233,7 +256,9 @@ def train(
             tmp,
         )
         os.replace(tmp, checkpoint_path)
-        log(f"epoch {epoch + 1}: validation accuracy {accuracy:.4%} ({seconds:.0f} s)")
+        noisy = entry.get("val_accuracy_noisy")
+        noisy_note = f", with noise {noisy:.4%}" if noisy is not None else ""
+        log(f"epoch {epoch + 1}: validation accuracy {accuracy:.4%}{noisy_note} ({seconds:.0f} s)")
 
     report = {
         "train_config": config.to_dict(),
