@@ -113,3 +113,18 @@ def test_fine_tuning_starts_from_the_given_weights(image_folder, tmp_path):
     a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
     for key in a:  # learning rate 0: fine-tuning keeps the starting weights
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_relative_defocus_pairs_compare_two_defocus_levels(image_folder):
+    paths = sorted(image_folder.glob("*.png"))
+    plain = sample_patch_pairs(paths, patches_per_image=60, seed=4)
+    relative = sample_patch_pairs(paths, patches_per_image=60, relative_defocus=1.0, seed=4)
+
+    def detail(p: np.ndarray) -> float:
+        return float(np.abs(np.diff(p.astype(np.float32), axis=-1)).mean())
+
+    # the "sharp" side is itself defocused, the other side blurrier still
+    assert detail(relative.sharp) < 0.8 * detail(plain.sharp)
+    assert detail(relative.blurred) < detail(relative.sharp)
+    diff = np.abs(relative.sharp.astype(np.float32) - relative.blurred).mean(axis=(1, 2))
+    assert diff.min() >= 0.004

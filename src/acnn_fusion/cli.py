@@ -287,6 +287,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ab_gain=args.ab_gain,
         ab_offset=args.ab_offset,
         weight_ambiguous=args.weight_ambiguous,
+        relative_defocus=args.relative_defocus,
         init=str(args.init) if args.init else None,
     )
     if args.threads:
@@ -453,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ab-offset", type=float, default=0.0, help="offset spread between A and B")
     train.add_argument(
         "--weight-ambiguous", action="store_true", help="down-weight pairs the noise makes ambiguous"
+    )
+    train.add_argument(
+        "--relative-defocus",
+        type=float,
+        default=0.0,
+        help="share of pairs comparing a light defocus with a stronger one, 0–1",
     )
     train.add_argument("--init", type=Path, help="weights file to fine-tune instead of a random start")
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

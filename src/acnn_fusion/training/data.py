@@ -5,6 +5,11 @@ applied 1–5 times; here also a disk, i.e. defocus, kernel), and the patch pair
 position becomes two samples: (sharp, blurred) labelled 1 and (blurred, sharp) labelled 0.
 Pairs that the blur barely changed (flat or saturated patches) carry no focus information
 and are dropped, since they would only teach the network to guess.
+
+With ``relative_defocus`` > 0, that share of the blurred copies compares two defocus levels
+instead of sharp against blurred: the "sharp" side is itself lightly blurred (Gaussian
+σ 0.5–1.5) and the blurred side is a further defocus of it, as between neighbouring
+slices of a focal stack, where no slice is perfectly sharp.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ def sample_patch_pairs(
     patches_per_image: int,
     blurs_per_image: int = 3,
     min_difference: float = 0.004,
+    relative_defocus: float = 0.0,
     seed: int = 0,
 ) -> PatchPairs:
     """Cut sharp/blurred patch pairs from every image (deterministic for a seed)."""
@@ -85,7 +91,10 @@ def sample_patch_pairs(
         if h < PATCH_SIZE or w < PATCH_SIZE:
             continue
         for _ in range(blurs_per_image):
-            blurred = defocus(grey, rng)
+            sharp = grey
+            if relative_defocus > 0 and rng.random() < relative_defocus:
+                sharp = ndimage.gaussian_filter(grey, float(rng.uniform(0.5, 1.5)), mode="reflect")
+            blurred = defocus(sharp, rng)
             # oversample, then keep the pairs the blur really changed
             ys = rng.integers(0, h - PATCH_SIZE + 1, size=per_blur * 3)
             xs = rng.integers(0, w - PATCH_SIZE + 1, size=per_blur * 3)
@@ -93,7 +102,7 @@ def sample_patch_pairs(
                 ys[:, None, None] + np.arange(PATCH_SIZE)[None, :, None],
                 xs[:, None, None] + np.arange(PATCH_SIZE)[None, None, :],
             )
-            s, b = grey[idx], blurred[idx]
+            s, b = sharp[idx], blurred[idx]
             keep = np.abs(s - b).mean(axis=(1, 2)) >= min_difference
             sharp_list.append(s[keep][:per_blur])
             blurred_list.append(b[keep][:per_blur])

@@ -45,6 +45,8 @@ class TrainConfig:
     ab_offset: float = 0.0
     #: down-weight pairs whose clean difference is small against the noise (ambiguous pairs)
     weight_ambiguous: bool = False
+    #: share of blurred copies that pit a light defocus against a stronger one (see data.py)
+    relative_defocus: float = 0.0
     #: weights file to start from (fine-tuning) instead of a random initialisation
     init: str | None = None
 
@@ -169,7 +171,10 @@ def train(
     train_paths, val_paths = _split_by_image(paths, config.val_fraction, config.seed)
     t0 = time.perf_counter()
     train_pairs = sample_patch_pairs(
-        train_paths, patches_per_image=config.patches_per_image, seed=config.seed
+        train_paths,
+        patches_per_image=config.patches_per_image,
+        relative_defocus=config.relative_defocus,
+        seed=config.seed,
     )
     val_pairs = sample_patch_pairs(
         val_paths, patches_per_image=config.patches_per_image // 3, seed=config.seed + 1
