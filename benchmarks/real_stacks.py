@@ -96,6 +96,52 @@ def compare_focus(folder: Path, weights: list[str], out: Path, pair: tuple[int, 
     write_image(out / "images/stacks/lightsheet_pair_focus.png", np.round(montage * 255).astype(np.uint8))
 
 
+def margin_fold_depth(model, grey: np.ndarray, margin: float) -> np.ndarray:
+    """Depth map of a prototype fold (not the package's): like ``fuse_stack``'s ``features``
+    fold, a running winner per patch, but a later slice replaces it only if the network's
+    score for the winner drops below 0.5 − ``margin``; pixels then take the slice most
+    covering patches chose. Undecided patches keep the first slice."""
+    import torch
+
+    from acnn_fusion.core.inference import grid_to_pixels, patch_average_grid
+    from acnn_fusion.core.model import ACNN
+
+    with torch.no_grad():
+        features = [model.branch(torch.from_numpy(g)[None, None]) for g in grey]
+        as_a = [model.head.project(f, as_a=True) for f in features]
+        as_b = [model.head.project(f, as_a=False) for f in features]
+        best = torch.zeros(as_a[0].shape[2:], dtype=torch.int64)
+        best_a = as_a[0]
+        for z in range(1, len(grey)):
+            keep = ACNN.score(model.head.combine(best_a, as_b[z]))[0] >= 0.5 - margin
+            best = torch.where(keep, best, z)
+            best_a = torch.where(keep, best_a, as_a[z])
+    winners = best.numpy()
+    shares = np.stack([patch_average_grid(winners == z) for z in range(len(grey))])
+    return grid_to_pixels(shares.argmax(0), grey[0].shape).astype(np.int64)
+
+
+def compare_fold(folder: Path, weights: list[str], margins: list[float], out: Path) -> None:
+    """Light-sheet depth maps of :func:`margin_fold_depth` for each weights × margin, and the
+    variance projection's, side by side; prints the share of pixels left at the first slice."""
+    from acnn_fusion.core.imageops import joint_unit_range, to_grey
+    from acnn_fusion.core.weights import load_model
+
+    data = _stack_array(folder)
+    grey = joint_unit_range(*[to_grey(s, np.float32) for s in data], source_dtype=data.dtype)
+    n = max(1, len(grey) - 1)
+    tiles = []
+    for name in weights:
+        model = load_model(None if name == "default" else name)
+        for margin in margins:
+            depth = margin_fold_depth(model, grey, margin)
+            print(f"{name} margin {margin}: first slice kept on {np.mean(depth == 0):.1%}", flush=True)
+            tiles.append(resize(_heat(depth / n), (400, 256)))
+    tiles.append(resize(_heat(projection(data, "variance")[1] / n), (400, 256)))
+    montage = np.concatenate(tiles, axis=1)
+    write_image(out / "images/stacks/lightsheet_fold_margin.png", np.round(montage * 255).astype(np.uint8))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -112,7 +158,24 @@ def main() -> None:
         help="instead of the montages: light-sheet pair focus maps of these weights ('default' = "
         "shipped) side by side → images/stacks/lightsheet_pair_focus.png, with statistics",
     )
+    parser.add_argument(
+        "--compare-fold",
+        nargs="+",
+        metavar="WEIGHTS",
+        help="instead of the montages: light-sheet depth maps of a running-winner fold whose "
+        "challenger must win by a margin, per weights and --margins "
+        "→ images/stacks/lightsheet_fold_margin.png",
+    )
+    parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.3, 0.45])
     args = parser.parse_args()
+    if args.compare_fold:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        folder = args.shared / "eval/stacks/lightsheet_mitochondria_uint16"
+        compare_fold(folder, args.compare_fold, args.margins, args.out)
+        return
     if args.threads:
         import torch
 
