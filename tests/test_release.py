@@ -85,3 +85,16 @@ def test_cli_reference_covers_every_subcommand():
 def test_changelog_and_version():
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(rf"^## {re.escape(acnn_fusion.__version__)}\b", changelog, re.MULTILINE)
+
+
+def test_written_tiffs_record_the_release(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from acnn_fusion import __version__
+    from acnn_fusion.io import write_image
+
+    for name, kwargs in (("plain.tif", {}), ("imagej.tif", {"pixel_size": (0.5, 0.5), "unit": "um"})):
+        write_image(tmp_path / name, np.zeros((20, 20), np.uint16), **kwargs)
+        with tifffile.TiffFile(tmp_path / name) as tif:
+            assert tif.pages[0].software == f"napari-acnn-fusion {__version__}"

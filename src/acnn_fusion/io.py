@@ -97,7 +97,8 @@ def write_image(
 ) -> Path:
     """Write TIFF (any dtype) or PNG/JPEG (uint8/uint16) atomically; return the path.
 
-    ``pixel_size`` (y, x) in ``unit`` is stored as ImageJ-readable TIFF resolution.
+    ``pixel_size`` (y, x) in ``unit`` is stored as ImageJ-readable TIFF resolution; TIFFs
+    record the package version in their Software tag.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -111,7 +112,14 @@ def write_image(
     try:
         if suffix in TIFF_SUFFIXES:
             photometric = "rgb" if image.ndim == 3 and image.shape[-1] in (3, 4) else "minisblack"
-            options: dict = {"photometric": photometric, "metadata": metadata, "compression": "zlib"}
+            from acnn_fusion import __version__
+
+            options: dict = {
+                "photometric": photometric,
+                "metadata": metadata,
+                "compression": "zlib",
+                "software": f"napari-acnn-fusion {__version__}",  # which release made this file
+            }
             if pixel_size is not None:
                 options["resolution"] = (1.0 / pixel_size[1], 1.0 / pixel_size[0])
                 if image.dtype in (np.uint8, np.uint16, np.float32):
