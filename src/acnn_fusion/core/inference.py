@@ -12,9 +12,10 @@ import torch
 
 from acnn_fusion.core.model import ACNN, PATCH_SIZE, SCORE_STRIDE, score_map_shape
 
-#: Default tile edge in pixels: bounds memory (≈ 0.1 GB of activations for the default widths);
-#: 512 measured faster than 1024 on the CPU (docs/performance.md).
-DEFAULT_TILE = 512
+#: Default tile edge in pixels: bounds memory (tens of MB of activations for the default widths);
+#: on the CPU 256 measured faster than 512 and 1024, whose working sets leave the caches
+#: (docs/performance.md). On a GPU larger tiles may pay: pass ``tile=``.
+DEFAULT_TILE = 256
 
 ProgressCallback = Callable[[int, int], None]
 
