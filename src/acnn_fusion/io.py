@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from acnn_fusion.core.imageops import scratch_array
+
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 
@@ -160,18 +162,27 @@ def read_stack(path: str | Path) -> StackData:
 
     An uncompressed TIFF whose pixels lie contiguously in the file comes back memory-mapped
     and read-only: :func:`~acnn_fusion.core.stack.fuse_stack` then reads it tile by tile
-    instead of holding it in memory. Other TIFFs are decoded into memory.
+    instead of holding it in memory. Other TIFFs are decoded into memory; a folder's planes
+    are read one at a time into a read-only array that, when large, is backed by a temporary
+    file (:func:`~acnn_fusion.core.imageops.scratch_array`).
     """
     path = Path(path)
     if path.is_dir():
         planes = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if len(planes) < 2:
             raise ValueError(f"{path}: a folder stack needs at least two image files, found {len(planes)}")
-        images = [read_image(p) for p in planes]
-        shapes = {i.shape for i in images}
-        if len(shapes) > 1:
-            raise ValueError(f"{path}: focal planes differ in shape: {sorted(shapes)}")
-        data = np.stack(images)
+        first = read_image(planes[0])
+        data = scratch_array((len(planes), *first.shape), first.dtype)  # one plane in memory at a time
+        data[0] = first
+        for z, plane_path in enumerate(planes[1:], start=1):
+            plane = read_image(plane_path)
+            if plane.shape != first.shape or plane.dtype != first.dtype:
+                raise ValueError(
+                    f"{path}: focal planes differ in shape or dtype: {plane_path.name} is "
+                    f"{plane.shape} {plane.dtype}, {planes[0].name} is {first.shape} {first.dtype}"
+                )
+            data[z] = plane
+        data.flags.writeable = False
         return StackData(data, "ZYX" if data.ndim == 3 else "ZYXS")
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")

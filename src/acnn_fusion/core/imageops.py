@@ -63,3 +63,25 @@ def to_uint8_grey(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8:
         grey = joint_unit_range(grey, source_dtype=image.dtype)[0] * 255.0
     return np.clip(np.round(grey), 0, 255).astype(np.uint8)
+
+
+#: Arrays larger than this go to a temporary file instead of memory (:func:`scratch_array`).
+SCRATCH_IN_MEMORY_BYTES = 256 * 2**20
+
+
+def scratch_array(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """An uninitialised array; above ``SCRATCH_IN_MEMORY_BYTES`` backed by an unnamed temporary file.
+
+    For stack-sized intermediates (planes read from a folder, drift-corrected slices): the
+    operating system pages them in and out as they are used, so they do not have to fit in
+    memory. The file lives in the system temporary folder (``TMPDIR``) and disappears when the
+    array does.
+    """
+    import tempfile
+
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size <= SCRATCH_IN_MEMORY_BYTES:
+        return np.empty(shape, dtype)
+    with tempfile.TemporaryFile(prefix="acnn-fusion-") as backing:  # unlinked at once on POSIX
+        return np.memmap(backing, dtype=dtype, mode="w+", shape=shape)

@@ -140,6 +140,12 @@ class FocusImage:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __getitem__(self, z: int) -> np.ndarray:
+        """The float32 grey of slice ``z``."""
+        if not -len(self) <= z < len(self):
+            raise IndexError(f"slice {z} is out of range for {len(self)} slices")
+        return self.block(z)
+
 
 @torch.inference_mode()
 def _patch_winners(
@@ -342,8 +348,8 @@ def fuse_stack(
     model = load_model(weights)
     grey = FocusImage(standard, detect_channel)
     shifts = None
-    if align and len(grey) > 1:  # needs the whole stack in memory, resampled
-        shifts = estimate_shifts(grey.block(slice(None)))
+    if align and len(grey) > 1:  # two grey slices at a time; the resampled stack may go to disk
+        shifts = estimate_shifts(grey)
         standard = apply_shifts(standard, shifts)
         grey = FocusImage(standard, detect_channel)
     shape = grey.shape[1:]
