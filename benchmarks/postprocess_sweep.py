@@ -140,7 +140,7 @@ def main() -> None:
         ga, gb = grey_pair(a, b)
         ma, mb = to_metric_grey(a), to_metric_grey(b)
         case = {"a": a, "b": b, "ga": ga, "gb": gb, "ma": ma, "mb": mb}
-        case["focus"] = compute_focus_map(model, ga, gb, device=device)
+        case["focus"] = compute_focus_map(model, ga, gb, device=device, precision="fp32")
         cnn = reference / f"{name}-cnn.png"
         case["cnn_qabf"] = q_abf(ma, mb, to_metric_grey(read_image(cnn))) if cnn.exists() else np.nan
         cases.append(case)

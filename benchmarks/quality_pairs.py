@@ -6,6 +6,8 @@ Methods side by side in one run: the ACNN at β=0.5 (default) and β=0.9 (paper 
 decision-map baselines (local variance, Laplacian energy; same clean-up), a Laplacian
 pyramid, and on Lytro the published fused images of Liu et al.'s CNN, all scored by the
 same metric code. Writes CSV and Markdown tables to ``--out``.
+The network runs in fp32, so the numbers do not depend on the CPU (bf16, the default
+where native, changes 0.05 % of the Lytro-20 decision pixels: ``benchmarks/levers.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 def acnn_fusions(a: np.ndarray, b: np.ndarray, weights: str | None = None) -> dict[str, tuple]:
     """ACNN fused images and decision maps for each preset, one network run."""
     ga, gb = grey_pair(a, b)
-    focus = compute_focus_map(load_model(weights), ga, gb, device=select_device("auto"))
+    focus = compute_focus_map(load_model(weights), ga, gb, device=select_device("auto"), precision="fp32")
     out = {}
     for preset, settings in PRESETS.items():
         result = fuse_from_focus_map(a, b, focus, settings)
