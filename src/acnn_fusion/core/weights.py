@@ -17,7 +17,7 @@ import torch
 
 from acnn_fusion.core.model import ACNN, ACNNConfig
 
-MODEL_VERSION = "acnn-1"
+MODEL_VERSION = "acnn-2"
 
 
 class WeightsError(ValueError):
