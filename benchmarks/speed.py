@@ -85,10 +85,11 @@ def network_flops(kind: str, shape: tuple[int, ...], strategy: str | None, confi
     n_slices, height, width = shape
     branch, (h, w) = branch_flops(height, width, config)
     score_px = (h - 2) * (w - 2)
-    if strategy == "features":  # one branch per slice, two projections, one combination per step
-        projections = (2 * n_slices - 1) * 2.0 * score_px * 9 * config.c3 * config.fc
-        combine = (n_slices - 1) * 2.0 * score_px * 2 * config.fc
-        return n_slices * branch + projections + combine
+    if strategy == "features":  # a branch and two projections per slice and for the mean image,
+        # two classifications (slice vs mean, mean vs slice) per slice
+        projections = 2 * (n_slices + 1) * 2.0 * score_px * 9 * config.c3 * config.fc
+        classify = 2 * n_slices * 2.0 * score_px * 2 * config.fc
+        return (n_slices + 1) * branch + projections + classify
     pair = 2 * branch + 2.0 * score_px * (9 * 2 * config.c3 * config.fc + 2 * config.fc)
     return (n_slices - 1) * pair
 

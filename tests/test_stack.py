@@ -73,10 +73,13 @@ def test_single_slice_returns_it():
 def test_tiled_and_untiled_stacks_agree(synthetic_stack, precision):
     whole = fuse_stack(synthetic_stack.stack, tile=4096, precision=precision)
     tiled = fuse_stack(synthetic_stack.stack, tile=48, precision=precision)
-    # tiles are cut in score space, so every patch comparison is the same computation
-    assert np.array_equal(whole.depth_map, tiled.depth_map)
-    np.testing.assert_allclose(whole.confidence, tiled.confidence, atol=1e-6)
-    assert np.array_equal(whole.fused, tiled.fused)
+    # every tile computes each covering patch and sums it in the same order; the network
+    # itself may round differently for another tile shape (≤ 1 ulp), which can only flip a
+    # pixel whose two best slices tie to within that rounding
+    np.testing.assert_allclose(whole.confidence, tiled.confidence, atol=1e-5)
+    differ = whole.depth_map != tiled.depth_map
+    assert differ.mean() < 1e-4
+    assert np.array_equal(whole.fused[~differ], tiled.fused[~differ])
 
 
 def test_time_lapse_folds_each_time_point(synthetic_stack):
@@ -167,3 +170,24 @@ def test_balanced_tree_folds_neighbours_first(synthetic_stack):
     result = fuse_stack(stack, strategy="pairwise-tree", precision="fp32")
     assert np.array_equal(result.depth_map, expected)
     assert len(np.unique(expected)) >= 3  # the check covers real choices
+
+
+def test_block_averages_per_tile_equal_the_whole_image_average():
+    """The soft fold's per-tile average over covering patches is the focus-map average."""
+    import torch
+
+    from acnn_fusion.core.inference import patch_average_grid
+    from acnn_fusion.core.stack import _block_sums, _block_tiles, _covering_counts
+
+    h, w = 37, 29  # score grid of a 88×72 image
+    values = np.random.default_rng(3).normal(size=(h, w)).astype(np.float32)
+    expected = patch_average_grid(values)
+    assembled = np.full(expected.shape, np.nan)
+    for rows, cols, first_row, first_col, in_rows, in_cols in _block_tiles(88, 72, tile=40):
+        scores = values[
+            in_rows.start // 2 : (in_rows.stop - 16) // 2 + 1,
+            in_cols.start // 2 : (in_cols.stop - 16) // 2 + 1,
+        ]
+        sums = _block_sums(_block_sums(torch.from_numpy(scores), first_row, rows, 0), first_col, cols, 1)
+        assembled[rows, cols] = sums.numpy() / np.outer(_covering_counts(rows, h), _covering_counts(cols, w))
+    np.testing.assert_allclose(assembled, expected, atol=1e-5)

@@ -90,10 +90,17 @@ class Head(nn.Module):
 
     def combine(self, proj_a: torch.Tensor, proj_b: torch.Tensor) -> torch.Tensor:
         """Logits from the projections of A (``as_a=True``) and B (``as_a=False``)."""
+        return self.classify(torch.add(proj_a, proj_b).add_(self.fc1_bias()))
+
+    def fc1_bias(self) -> torch.Tensor:
+        """``fc1``'s bias shaped to add to a projection; pre-add it to one that is reused."""
         bias = self.fc1.bias
         assert bias is not None  # fc1 is built with a bias
-        hidden = torch.add(proj_a, proj_b).add_(bias.view(1, -1, 1, 1)).relu_()
-        return self.fc2(hidden)
+        return bias.view(1, -1, 1, 1)
+
+    def classify(self, fc1_output: torch.Tensor) -> torch.Tensor:
+        """Logits from ``fc1``'s output before its ReLU (overwritten)."""
+        return self.fc2(fc1_output.relu_())
 
 
 class ACNN(nn.Module):

@@ -3,14 +3,16 @@
 Two strategies:
 
 ``features`` (default)
-    Every slice goes through the network branch once. The first fully connected layer is
-    linear in the concatenated features, so each slice's contribution to it is computed
-    once (:meth:`Head.project`), and any two slices can be compared patch by patch at the
-    cost of an addition and a 1×1 layer. The stack is folded *per patch*: each patch
-    position keeps the slice that won every comparison so far (the paper's sequential
-    fold, done on the classifier's decisions rather than on fused images). Each pixel then
-    takes the slice chosen by most of the 16×16 patches covering it (the stack analogue of
-    the paper's focus-map averaging); ``confidence`` is the share of those patches.
+    Every slice goes through the network branch once, and so does one reference: the
+    mean grey image of the stack. The first fully connected layer is linear in the
+    concatenated features, so each image's contribution to it is computed once
+    (:meth:`Head.project`) and a slice is compared with the reference, both ways round, at
+    the cost of an addition and a 1×1 layer. Each slice gets, per 16×16 patch, the
+    log-odds that it is sharper than the mean image; each pixel averages the log-odds of
+    the patches covering it (the paper's focus-map averaging) and takes the slice with the
+    highest. No near-tie between neighbouring slices is ever turned into a hard decision,
+    which matters in finely sampled, noisy stacks. ``confidence`` is that average as a
+    probability: how clearly the chosen slice beats the stack's mean.
 ``pairwise``
     The paper's fold: fuse slices 1 and 2 with the full pair pipeline (focus map,
     threshold, small-region removal), then the result with slice 3, and so on, tracking
@@ -34,14 +36,12 @@ from acnn_fusion.core.inference import (
     autocast,
     compute_focus_map,
     grid_to_pixels,
-    patch_average_grid,
     prepare,
     resolve_precision,
-    score_tiles,
     select_device,
     to_input,
 )
-from acnn_fusion.core.model import ACNN, PATCH_SIZE, score_map_shape
+from acnn_fusion.core.model import ACNN, PATCH_SIZE, SCORE_STRIDE, score_map_shape
 from acnn_fusion.core.pipeline import FusionSettings, decide, resolve_settings
 from acnn_fusion.core.weights import load_model
 
@@ -147,58 +147,117 @@ class FocusImage:
         return self.block(z)
 
 
+def _block_tiles(height: int, width: int, tile: int) -> list[tuple[slice, slice, int, int, slice, slice]]:
+    """Tiles of the 2×2-pixel block grid: (block rows, block cols, first score row, first score
+    col, input rows, input cols).
+
+    A block is covered by the patches of score rows (and columns) block − 7 … block, so each
+    tile carries 7 extra score rows and columns and computes every covering patch exactly.
+    """
+    if tile < PATCH_SIZE:
+        raise ValueError(f"tile must be at least {PATCH_SIZE} pixels, got {tile}")
+    h, w = score_map_shape(height, width)
+    step = max(1, (tile - PATCH_SIZE) // SCORE_STRIDE + 1 - 7)
+    tiles = []
+    for b0 in range(0, h + 7, step):
+        b1, s0 = min(h + 7, b0 + step), max(0, b0 - 7)
+        s1 = min(h, b1)
+        for c0 in range(0, w + 7, step):
+            c1, t0 = min(w + 7, c0 + step), max(0, c0 - 7)
+            t1 = min(w, c1)
+            tiles.append(
+                (
+                    slice(b0, b1),
+                    slice(c0, c1),
+                    s0,
+                    t0,
+                    slice(SCORE_STRIDE * s0, SCORE_STRIDE * (s1 - 1) + PATCH_SIZE),
+                    slice(SCORE_STRIDE * t0, SCORE_STRIDE * (t1 - 1) + PATCH_SIZE),
+                )
+            )
+    return tiles
+
+
+def _covering_counts(blocks: slice, n_scores: int) -> np.ndarray:
+    """How many score rows (or columns) cover each block: those of block − 7 … block that exist."""
+    index = np.arange(blocks.start, blocks.stop)
+    return (np.minimum(index, n_scores - 1) - np.maximum(index - 7, 0) + 1).astype(np.float32)
+
+
+def _block_sums(values: torch.Tensor, first_score: int, blocks: slice, axis: int) -> torch.Tensor:
+    """Sums of ``values`` (score rows/cols from ``first_score`` on) over each block's 8 covering patches.
+
+    Eight shifted slices added in a fixed order, so a block's sum is the same floating-point
+    computation in every tile (tiled and untiled folds agree exactly).
+    """
+    moved = values.movedim(axis, -1)
+    padded = torch.nn.functional.pad(moved, (7, 7))  # zero rows outside the tile add exactly nothing
+    start = blocks.start - first_score  # block b ↔ padded positions b − first_score … + 7
+    length = blocks.stop - blocks.start
+    total = padded[..., start : start + length].clone()
+    for k in range(1, 8):
+        total += padded[..., start + k : start + k + length]
+    return total.movedim(-1, axis)
+
+
 @torch.inference_mode()
-def _patch_winners(
+def _soft_fold(
     model: ACNN,
     grey: FocusImage,
     device: torch.device,
     tile: int,
     precision: str,
     progress: ProgressCallback | None,
-) -> np.ndarray:
-    """Per patch position, the slice that won every comparison so far: int (h, w)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per 2×2 pixel block, the slice that most clearly beats the stack's mean image.
+
+    Every slice is scored against one reference, the mean grey image of the stack, as
+    log-odds ½[logit(slice vs mean) − logit(mean vs slice)]; each block averages the
+    log-odds of the 16×16 patches covering it (the paper's focus-map averaging) and takes
+    the slice with the highest. Returns ``(slice per block, that average)``, (h + 7, w + 7).
+    """
     n_slices, height, width = grey.shape
-    winners = np.zeros(score_map_shape(height, width), dtype=np.int64)
-    tiles = score_tiles(height, width, tile)
+    h, w = score_map_shape(height, width)
+    best_slice = np.zeros((h + 7, w + 7), dtype=np.uint16)
+    best_odds = np.zeros((h + 7, w + 7), dtype=np.float32)
+    tiles = _block_tiles(height, width, tile)
     model = prepare(model, device)
     dtype = resolve_precision(precision, device)
-    done, total = 0, len(tiles) * n_slices
-    for rows, cols, in_rows, in_cols in tiles:
-        n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
-        best_index = best_as_a = None  # the running winner per patch and its fc1 projection
+    done, total = 0, len(tiles) * (n_slices + 1)
+    for block_rows, block_cols, first_row, first_col, in_rows, in_cols in tiles:
+        counts = torch.from_numpy(np.outer(_covering_counts(block_rows, h), _covering_counts(block_cols, w)))
+        mean_image = np.zeros((in_rows.stop - in_rows.start, in_cols.stop - in_cols.start), np.float32)
+        for z in range(n_slices):
+            mean_image += grey.block(z, in_rows, in_cols)
+        mean_image /= n_slices
+        with autocast(device, dtype):
+            reference = model.branch(to_input(mean_image[None], device))
+            # fc1's bias added once here, not per slice (a broadcast add is slow on channels-last)
+            reference_a = model.head.project(reference, as_a=True) + model.head.fc1_bias()
+            reference_b = model.head.project(reference, as_a=False) + model.head.fc1_bias()
+        done += 1
+        tile_best = tile_odds = None
         for z in range(n_slices):
             with autocast(device, dtype):
                 features = model.branch(to_input(grey.block(slice(z, z + 1), in_rows, in_cols), device))
-                as_a = model.head.project(features, as_a=True)
-                if best_as_a is None or best_index is None:
-                    best_as_a = as_a
-                    best_index = torch.zeros(as_a.shape[2:], dtype=torch.int64, device=device)
-                else:
-                    as_b = model.head.project(features, as_a=False)
-                    keep = ACNN.score(model.head.combine(best_as_a, as_b))[0] >= 0.5
-                    best_index = torch.where(keep, best_index, z)
-                    best_as_a = torch.where(keep, best_as_a, as_a)
+                first = model.head.classify(model.head.project(features, as_a=True) + reference_b)[0]
+                second = model.head.classify(model.head.project(features, as_a=False) + reference_a)[0]
+            odds = ((first[0] - first[1]) - (second[0] - second[1])).float().cpu() / 2
+            averaged = _block_sums(_block_sums(odds, first_row, block_rows, 0), first_col, block_cols, 1)
+            averaged /= counts
+            if tile_odds is None or tile_best is None:
+                tile_odds, tile_best = averaged, torch.zeros(averaged.shape, dtype=torch.int32)
+            else:
+                better = averaged > tile_odds
+                tile_odds = torch.where(better, averaged, tile_odds)
+                tile_best = torch.where(better, z, tile_best)
             done += 1
             if progress is not None:
                 progress(done, total)
-        assert best_index is not None  # n_slices ≥ 1
-        winners[rows, cols] = best_index[:n_rows, :n_cols].cpu().numpy()
-    return winners
-
-
-def _vote(winners: np.ndarray, n_slices: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel, the slice most covering patches chose, and the share that chose it."""
-    slices = np.unique(winners)
-    best_share = patch_average_grid(winners == slices[0])
-    best_index = np.full(best_share.shape, slices[0], dtype=np.uint16)
-    for z in slices[1:]:
-        share = patch_average_grid(winners == z)
-        better = share > best_share
-        best_share = np.where(better, share, best_share)
-        best_index[better] = z
-    depth = grid_to_pixels(best_index, shape).astype(np.uint16)
-    confidence = grid_to_pixels(best_share, shape).astype(np.float32)
-    return depth, confidence
+        assert tile_best is not None and tile_odds is not None  # n_slices ≥ 1
+        best_slice[block_rows, block_cols] = tile_best.numpy()
+        best_odds[block_rows, block_cols] = tile_odds.numpy()
+    return best_slice, best_odds
 
 
 def _pairwise(
@@ -357,8 +416,9 @@ def fuse_stack(
         depth = np.zeros(shape, np.uint16)
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
-        winners = _patch_winners(model, grey, torch_device, tile, precision, progress)
-        depth, confidence = _vote(winners, len(grey), shape)
+        best_slice, best_odds = _soft_fold(model, grey, torch_device, tile, precision, progress)
+        depth = grid_to_pixels(best_slice, shape)
+        confidence = grid_to_pixels(1.0 / (1.0 + np.exp(-best_odds)), shape).astype(np.float32)
     else:
         tree = strategy == "pairwise-tree"
         depth, confidence = _pairwise(

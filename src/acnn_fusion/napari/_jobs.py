@@ -266,7 +266,10 @@ def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
         job.name,
         result.confidence,
         job.placement,
-        description="confidence: share of the covering 16×16 patches that chose the pixel's slice",
+        description=(
+            "confidence: features fold, how clearly the pixel's slice beats the stack's mean image; "
+            "pairwise folds, the focus-map value of the last decision"
+        ),
         strategy=result.strategy,
     )
     depth = upsert_layer(

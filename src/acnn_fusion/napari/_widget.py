@@ -67,7 +67,7 @@ class FocusFusionWidget(Container):
                 label="stack method",
                 choices=list(STRATEGIES),
                 value="features",
-                tooltip="features: one network pass per slice, patch-wise vote (fast); "
+                tooltip="features: one network pass per slice, each scored against the stack's mean (fast); "
                 "pairwise: the paper's fold of successive pair fusions (uses threshold and region size); "
                 "pairwise-tree: the same, folded as a balanced tree",
             ),
