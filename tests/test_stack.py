@@ -191,3 +191,14 @@ def test_block_averages_per_tile_equal_the_whole_image_average():
         sums = _block_sums(_block_sums(torch.from_numpy(scores), first_row, rows, 0), first_col, cols, 1)
         assembled[rows, cols] = sums.numpy() / np.outer(_covering_counts(rows, h), _covering_counts(cols, w))
     np.testing.assert_allclose(assembled, expected, atol=1e-5)
+
+
+def test_confidence_is_low_where_no_slice_has_structure():
+    """Where only noise differs between slices the covering patches disagree; on texture they agree."""
+    sharp = data.camera()[::2, ::2][:160, :192].copy()
+    sharp[:, 96:] = 120  # the right half is flat: only the rendering noise differs between slices
+    depth = np.full((160, 192), 2.0)
+    stack = render_stack(sharp, depth, 5, radius_per_slice=2.0, noise=0.01, seed=1).stack
+    confidence = fuse_stack(stack).confidence
+    textured, flat = np.median(confidence[16:-16, 16:80]), np.median(confidence[16:-16, 112:-16])
+    assert textured > 0.8 and flat < textured - 0.3

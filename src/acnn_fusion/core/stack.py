@@ -11,8 +11,9 @@ Two strategies:
     log-odds that it is sharper than the mean image; each pixel averages the log-odds of
     the patches covering it (the paper's focus-map averaging) and takes the slice with the
     highest. No near-tie between neighbouring slices is ever turned into a hard decision,
-    which matters in finely sampled, noisy stacks. ``confidence`` is that average as a
-    probability: how clearly the chosen slice beats the stack's mean.
+    which matters in finely sampled, noisy stacks. ``confidence`` is the share of the
+    covering patches whose own best slice is the pixel's: near 1 where the patches agree
+    (structure in focus), low where each patch picks another slice (noise, no structure).
 ``pairwise``
     The paper's fold: fuse slices 1 and 2 with the full pair pipeline (focus map,
     threshold, small-region removal), then the result with slice 3, and so on, tracking
@@ -214,12 +215,13 @@ def _soft_fold(
     Every slice is scored against one reference, the mean grey image of the stack, as
     log-odds ½[logit(slice vs mean) − logit(mean vs slice)]; each block averages the
     log-odds of the 16×16 patches covering it (the paper's focus-map averaging) and takes
-    the slice with the highest. Returns ``(slice per block, that average)``, (h + 7, w + 7).
+    the slice with the highest. Returns ``(slice per block, share of the covering patches
+    whose own highest slice is that one)``, both (h + 7, w + 7).
     """
     n_slices, height, width = grey.shape
     h, w = score_map_shape(height, width)
     best_slice = np.zeros((h + 7, w + 7), dtype=np.uint16)
-    best_odds = np.zeros((h + 7, w + 7), dtype=np.float32)
+    agreement = np.zeros((h + 7, w + 7), dtype=np.float32)
     tiles = _block_tiles(height, width, tile)
     model = prepare(model, device)
     dtype = resolve_precision(precision, device)
@@ -236,7 +238,7 @@ def _soft_fold(
             reference_a = model.head.project(reference, as_a=True) + model.head.fc1_bias()
             reference_b = model.head.project(reference, as_a=False) + model.head.fc1_bias()
         done += 1
-        tile_best = tile_odds = None
+        tile_best = tile_odds = patch_best = patch_odds = None
         for z in range(n_slices):
             with autocast(device, dtype):
                 features = model.branch(to_input(grey.block(slice(z, z + 1), in_rows, in_cols), device))
@@ -245,19 +247,44 @@ def _soft_fold(
             odds = ((first[0] - first[1]) - (second[0] - second[1])).float().cpu() / 2
             averaged = _block_sums(_block_sums(odds, first_row, block_rows, 0), first_col, block_cols, 1)
             averaged /= counts
-            if tile_odds is None or tile_best is None:
+            if tile_odds is None or tile_best is None or patch_odds is None or patch_best is None:
                 tile_odds, tile_best = averaged, torch.zeros(averaged.shape, dtype=torch.int32)
+                patch_odds, patch_best = odds, torch.zeros(odds.shape, dtype=torch.int32)
             else:
                 better = averaged > tile_odds
                 tile_odds = torch.where(better, averaged, tile_odds)
                 tile_best = torch.where(better, z, tile_best)
+                better_patch = odds > patch_odds
+                patch_odds = torch.where(better_patch, odds, patch_odds)
+                patch_best = torch.where(better_patch, z, patch_best)
             done += 1
             if progress is not None:
                 progress(done, total)
-        assert tile_best is not None and tile_odds is not None  # n_slices ≥ 1
+        assert tile_best is not None and patch_best is not None  # n_slices ≥ 1
         best_slice[block_rows, block_cols] = tile_best.numpy()
-        best_odds[block_rows, block_cols] = tile_odds.numpy()
-    return best_slice, best_odds
+        agree = _block_agreement(patch_best, tile_best, first_row, first_col, block_rows, block_cols)
+        agreement[block_rows, block_cols] = (agree / counts).numpy()
+    return best_slice, agreement
+
+
+def _block_agreement(
+    patch_best: torch.Tensor,
+    block_best: torch.Tensor,
+    first_row: int,
+    first_col: int,
+    rows: slice,
+    cols: slice,
+) -> torch.Tensor:
+    """For each block, how many of its covering patches have the block's slice as their own best."""
+    padded = torch.nn.functional.pad(patch_best, (7, 7, 7, 7), value=-1)  # -1: no patch there
+    row0, col0 = rows.start - first_row, cols.start - first_col
+    n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
+    total = torch.zeros(block_best.shape, dtype=torch.float32)
+    for dr in range(8):
+        for dc in range(8):
+            window = padded[row0 + dr : row0 + dr + n_rows, col0 + dc : col0 + dc + n_cols]
+            total += window == block_best
+    return total
 
 
 def _pairwise(
@@ -416,9 +443,9 @@ def fuse_stack(
         depth = np.zeros(shape, np.uint16)
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
-        best_slice, best_odds = _soft_fold(model, grey, torch_device, tile, precision, progress)
+        best_slice, agreement = _soft_fold(model, grey, torch_device, tile, precision, progress)
         depth = grid_to_pixels(best_slice, shape)
-        confidence = grid_to_pixels(1.0 / (1.0 + np.exp(-best_odds)), shape).astype(np.float32)
+        confidence = grid_to_pixels(agreement, shape)
     else:
         tree = strategy == "pairwise-tree"
         depth, confidence = _pairwise(
