@@ -174,10 +174,8 @@ def test_balanced_tree_folds_neighbours_first(synthetic_stack):
 
 def test_block_averages_per_tile_equal_the_whole_image_average():
     """The soft fold's per-tile average over covering patches is the focus-map average."""
-    import torch
-
-    from acnn_fusion.core.inference import patch_average_grid
-    from acnn_fusion.core.stack import _block_sums, _block_tiles, _covering_counts
+    from acnn_fusion.core.inference import patch_average_blocks, patch_average_grid
+    from acnn_fusion.core.stack import _block_tiles
 
     h, w = 37, 29  # score grid of a 88×72 image
     values = np.random.default_rng(3).normal(size=(h, w)).astype(np.float32)
@@ -188,8 +186,7 @@ def test_block_averages_per_tile_equal_the_whole_image_average():
             in_rows.start // 2 : (in_rows.stop - 16) // 2 + 1,
             in_cols.start // 2 : (in_cols.stop - 16) // 2 + 1,
         ]
-        sums = _block_sums(_block_sums(torch.from_numpy(scores), first_row, rows, 0), first_col, cols, 1)
-        assembled[rows, cols] = sums.numpy() / np.outer(_covering_counts(rows, h), _covering_counts(cols, w))
+        assembled[rows, cols] = patch_average_blocks(scores, (first_row, first_col), (rows, cols), (h, w))
     np.testing.assert_allclose(assembled, expected, atol=1e-5)
 
 

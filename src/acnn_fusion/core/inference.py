@@ -162,12 +162,12 @@ def _window8_sum(values: np.ndarray, axis: int) -> np.ndarray:
     """Sums of 8 consecutive entries along ``axis``, zero-padded: length n + 7."""
     pad = [(0, 0)] * values.ndim
     pad[axis] = (7, 7)
-    padded = np.pad(values, pad)
+    padded = np.moveaxis(np.pad(values, pad), axis, 0)
     n_out = values.shape[axis] + 7
-    total = np.zeros_like(np.take(padded, np.arange(n_out), axis=axis))
-    for k in range(8):
-        total += np.take(padded, np.arange(k, k + n_out), axis=axis)
-    return total
+    total = padded[:n_out].copy()
+    for k in range(1, 8):  # slices, not np.take: no index arrays, no copies per term
+        total += padded[k : k + n_out]
+    return np.moveaxis(total, 0, axis)
 
 
 def patch_average_grid(values: np.ndarray) -> np.ndarray:
@@ -177,9 +177,28 @@ def patch_average_grid(values: np.ndarray) -> np.ndarray:
     average is an 8×8 box sum on the score grid divided by the number of covering
     patches. Returns float64 (h + 7, w + 7); :func:`grid_to_pixels` expands it.
     """
-    sums = _window8_sum(_window8_sum(values.astype(np.float64), 0), 1)
-    count_rows = _window8_sum(np.ones(values.shape[0]), 0)
-    count_cols = _window8_sum(np.ones(values.shape[1]), 0)
+    h, w = values.shape
+    return patch_average_blocks(values.astype(np.float64), (0, 0), (slice(0, h + 7), slice(0, w + 7)), (h, w))
+
+
+def patch_average_blocks(
+    values: np.ndarray,
+    first_score: tuple[int, int],
+    blocks: tuple[slice, slice],
+    score_shape: tuple[int, int],
+) -> np.ndarray:
+    """:func:`patch_average_grid` for the blocks ``blocks`` only, from part of the score grid.
+
+    ``values`` holds the score rows and columns from ``first_score`` on, including every
+    patch that covers those blocks (block − 7 … block); ``score_shape`` is the whole grid's,
+    for the number of covering patches. The sums run in a fixed order, so a tile computes
+    exactly what the whole grid does.
+    """
+    (first_row, first_col), (rows, cols), (h, w) = first_score, blocks, score_shape
+    row_sums = _window8_sum(values, 0)[rows.start - first_row : rows.stop - first_row]
+    sums = _window8_sum(row_sums, 1)[:, cols.start - first_col : cols.stop - first_col]
+    count_rows = _window8_sum(np.ones(h), 0)[rows]
+    count_cols = _window8_sum(np.ones(w), 0)[cols]
     return sums / np.outer(count_rows, count_cols)
 
 

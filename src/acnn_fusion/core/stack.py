@@ -37,6 +37,7 @@ from acnn_fusion.core.inference import (
     autocast,
     compute_focus_map,
     grid_to_pixels,
+    patch_average_blocks,
     prepare,
     resolve_precision,
     select_device,
@@ -179,28 +180,6 @@ def _block_tiles(height: int, width: int, tile: int) -> list[tuple[slice, slice,
     return tiles
 
 
-def _covering_counts(blocks: slice, n_scores: int) -> np.ndarray:
-    """How many score rows (or columns) cover each block: those of block − 7 … block that exist."""
-    index = np.arange(blocks.start, blocks.stop)
-    return (np.minimum(index, n_scores - 1) - np.maximum(index - 7, 0) + 1).astype(np.float32)
-
-
-def _block_sums(values: torch.Tensor, first_score: int, blocks: slice, axis: int) -> torch.Tensor:
-    """Sums of ``values`` (score rows/cols from ``first_score`` on) over each block's 8 covering patches.
-
-    Eight shifted slices added in a fixed order, so a block's sum is the same floating-point
-    computation in every tile (tiled and untiled folds agree exactly).
-    """
-    moved = values.movedim(axis, -1)
-    padded = torch.nn.functional.pad(moved, (7, 7))  # zero rows outside the tile add exactly nothing
-    start = blocks.start - first_score  # block b ↔ padded positions b − first_score … + 7
-    length = blocks.stop - blocks.start
-    total = padded[..., start : start + length].clone()
-    for k in range(1, 8):
-        total += padded[..., start + k : start + k + length]
-    return total.movedim(-1, axis)
-
-
 @torch.inference_mode()
 def _soft_fold(
     model: ACNN,
@@ -227,7 +206,6 @@ def _soft_fold(
     dtype = resolve_precision(precision, device)
     done, total = 0, len(tiles) * (n_slices + 1)
     for block_rows, block_cols, first_row, first_col, in_rows, in_cols in tiles:
-        counts = torch.from_numpy(np.outer(_covering_counts(block_rows, h), _covering_counts(block_cols, w)))
         mean_image = np.zeros((in_rows.stop - in_rows.start, in_cols.stop - in_cols.start), np.float32)
         for z in range(n_slices):
             mean_image += grey.block(z, in_rows, in_cols)
@@ -244,47 +222,49 @@ def _soft_fold(
                 features = model.branch(to_input(grey.block(slice(z, z + 1), in_rows, in_cols), device))
                 first = model.head.classify(model.head.project(features, as_a=True) + reference_b)[0]
                 second = model.head.classify(model.head.project(features, as_a=False) + reference_a)[0]
-            odds = ((first[0] - first[1]) - (second[0] - second[1])).float().cpu() / 2
-            averaged = _block_sums(_block_sums(odds, first_row, block_rows, 0), first_col, block_cols, 1)
-            averaged /= counts
+            odds = (((first[0] - first[1]) - (second[0] - second[1])).float() / 2).cpu().numpy()
+            averaged = patch_average_blocks(odds, (first_row, first_col), (block_rows, block_cols), (h, w))
             if tile_odds is None or tile_best is None or patch_odds is None or patch_best is None:
-                tile_odds, tile_best = averaged, torch.zeros(averaged.shape, dtype=torch.int32)
-                patch_odds, patch_best = odds, torch.zeros(odds.shape, dtype=torch.int32)
+                tile_odds, tile_best = averaged, np.zeros(averaged.shape, np.uint16)
+                patch_odds, patch_best = odds, np.zeros(odds.shape, np.int32)
             else:
                 better = averaged > tile_odds
-                tile_odds = torch.where(better, averaged, tile_odds)
-                tile_best = torch.where(better, z, tile_best)
+                tile_odds = np.where(better, averaged, tile_odds)
+                tile_best[better] = z
                 better_patch = odds > patch_odds
-                patch_odds = torch.where(better_patch, odds, patch_odds)
-                patch_best = torch.where(better_patch, z, patch_best)
+                patch_odds = np.where(better_patch, odds, patch_odds)
+                patch_best[better_patch] = z
             done += 1
             if progress is not None:
                 progress(done, total)
         assert tile_best is not None and patch_best is not None  # n_slices ≥ 1
-        best_slice[block_rows, block_cols] = tile_best.numpy()
-        agree = _block_agreement(patch_best, tile_best, first_row, first_col, block_rows, block_cols)
-        agreement[block_rows, block_cols] = (agree / counts).numpy()
+        best_slice[block_rows, block_cols] = tile_best
+        agreement[block_rows, block_cols] = _agreement(
+            patch_best, tile_best, first_row, first_col, block_rows, block_cols
+        )
     return best_slice, agreement
 
 
-def _block_agreement(
-    patch_best: torch.Tensor,
-    block_best: torch.Tensor,
+def _agreement(
+    patch_best: np.ndarray,
+    block_best: np.ndarray,
     first_row: int,
     first_col: int,
     rows: slice,
     cols: slice,
-) -> torch.Tensor:
-    """For each block, how many of its covering patches have the block's slice as their own best."""
-    padded = torch.nn.functional.pad(patch_best, (7, 7, 7, 7), value=-1)  # -1: no patch there
+) -> np.ndarray:
+    """For each block, the share of its covering patches whose own best slice is the block's."""
+    padded = np.pad(patch_best, 7, constant_values=-1)  # -1: no patch there
     row0, col0 = rows.start - first_row, cols.start - first_col
     n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
-    total = torch.zeros(block_best.shape, dtype=torch.float32)
+    agreeing = np.zeros(block_best.shape, np.float32)
+    covering = np.zeros(block_best.shape, np.float32)
     for dr in range(8):
         for dc in range(8):
             window = padded[row0 + dr : row0 + dr + n_rows, col0 + dc : col0 + dc + n_cols]
-            total += window == block_best
-    return total
+            agreeing += window == block_best
+            covering += window >= 0
+    return agreeing / covering
 
 
 def _pairwise(
