@@ -174,14 +174,14 @@ def test_balanced_tree_folds_neighbours_first(synthetic_stack):
 
 def test_block_averages_per_tile_equal_the_whole_image_average():
     """The soft fold's per-tile average over covering patches is the focus-map average."""
-    from acnn_fusion.core.inference import patch_average_blocks, patch_average_grid
-    from acnn_fusion.core.stack import _block_tiles
+    from acnn_fusion.core.inference import patch_average_blocks, patch_average_grid, score_tiles
 
     h, w = 37, 29  # score grid of a 88×72 image
     values = np.random.default_rng(3).normal(size=(h, w)).astype(np.float32)
     expected = patch_average_grid(values)
     assembled = np.full(expected.shape, np.nan)
-    for rows, cols, first_row, first_col, in_rows, in_cols in _block_tiles(88, 72, tile=40):
+    for rows, cols, in_rows, in_cols in score_tiles(88, 72, tile=40, halo=7):
+        first_row, first_col = in_rows.start // 2, in_cols.start // 2
         scores = values[
             in_rows.start // 2 : (in_rows.stop - 16) // 2 + 1,
             in_cols.start // 2 : (in_cols.stop - 16) // 2 + 1,

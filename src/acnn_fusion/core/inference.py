@@ -89,30 +89,29 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device.type, dtype=dtype)
 
 
-def score_tiles(height: int, width: int, tile: int) -> list[tuple[slice, slice, slice, slice]]:
+def score_tiles(height: int, width: int, tile: int, halo: int = 0) -> list[tuple[slice, slice, slice, slice]]:
     """Split the score map of an image into tiles: (score rows, score cols, input rows, input cols).
 
     Each tile carries the input rows and columns its patches need, so tiled evaluation
-    computes exactly the patches an untiled one does.
+    computes exactly the patches an untiled one does. With ``halo=7`` the tiles cover the
+    grid of 2×2-pixel blocks instead ((h + 7, w + 7), :func:`patch_average_grid`) and the
+    input also holds the 7 score rows and columns before each tile: every patch covering
+    its blocks. A tile's first score row is ``input rows.start // SCORE_STRIDE``.
     """
     if tile < PATCH_SIZE:
         raise ValueError(f"tile must be at least {PATCH_SIZE} pixels, got {tile}")
     h, w = score_map_shape(height, width)
-    step = (tile - PATCH_SIZE) // SCORE_STRIDE + 1
-    tiles = []
-    for r0 in range(0, h, step):
-        r1 = min(h, r0 + step)
-        for c0 in range(0, w, step):
-            c1 = min(w, c0 + step)
-            tiles.append(
-                (
-                    slice(r0, r1),
-                    slice(c0, c1),
-                    slice(SCORE_STRIDE * r0, SCORE_STRIDE * (r1 - 1) + PATCH_SIZE),
-                    slice(SCORE_STRIDE * c0, SCORE_STRIDE * (c1 - 1) + PATCH_SIZE),
-                )
-            )
-    return tiles
+    step = max(1, (tile - PATCH_SIZE) // SCORE_STRIDE + 1 - halo)
+
+    def spans(n: int) -> list[tuple[slice, slice]]:
+        out = []
+        for start in range(0, n + halo, step):
+            stop = min(n + halo, start + step)
+            first, last = max(0, start - halo), min(n, stop) - 1  # score rows needed
+            out.append((slice(start, stop), slice(SCORE_STRIDE * first, SCORE_STRIDE * last + PATCH_SIZE)))
+        return out
+
+    return [(rows, cols, in_rows, in_cols) for rows, in_rows in spans(h) for cols, in_cols in spans(w)]
 
 
 def prepare(model: ACNN, device: torch.device) -> ACNN:

@@ -40,6 +40,7 @@ from acnn_fusion.core.inference import (
     patch_average_blocks,
     prepare,
     resolve_precision,
+    score_tiles,
     select_device,
     to_input,
 )
@@ -149,37 +150,6 @@ class FocusImage:
         return self.block(z)
 
 
-def _block_tiles(height: int, width: int, tile: int) -> list[tuple[slice, slice, int, int, slice, slice]]:
-    """Tiles of the 2×2-pixel block grid: (block rows, block cols, first score row, first score
-    col, input rows, input cols).
-
-    A block is covered by the patches of score rows (and columns) block − 7 … block, so each
-    tile carries 7 extra score rows and columns and computes every covering patch exactly.
-    """
-    if tile < PATCH_SIZE:
-        raise ValueError(f"tile must be at least {PATCH_SIZE} pixels, got {tile}")
-    h, w = score_map_shape(height, width)
-    step = max(1, (tile - PATCH_SIZE) // SCORE_STRIDE + 1 - 7)
-    tiles = []
-    for b0 in range(0, h + 7, step):
-        b1, s0 = min(h + 7, b0 + step), max(0, b0 - 7)
-        s1 = min(h, b1)
-        for c0 in range(0, w + 7, step):
-            c1, t0 = min(w + 7, c0 + step), max(0, c0 - 7)
-            t1 = min(w, c1)
-            tiles.append(
-                (
-                    slice(b0, b1),
-                    slice(c0, c1),
-                    s0,
-                    t0,
-                    slice(SCORE_STRIDE * s0, SCORE_STRIDE * (s1 - 1) + PATCH_SIZE),
-                    slice(SCORE_STRIDE * t0, SCORE_STRIDE * (t1 - 1) + PATCH_SIZE),
-                )
-            )
-    return tiles
-
-
 @torch.inference_mode()
 def _soft_fold(
     model: ACNN,
@@ -201,11 +171,12 @@ def _soft_fold(
     h, w = score_map_shape(height, width)
     best_slice = np.zeros((h + 7, w + 7), dtype=np.uint16)
     agreement = np.zeros((h + 7, w + 7), dtype=np.float32)
-    tiles = _block_tiles(height, width, tile)
+    tiles = score_tiles(height, width, tile, halo=7)  # tiles of the block grid
     model = prepare(model, device)
     dtype = resolve_precision(precision, device)
     done, total = 0, len(tiles) * (n_slices + 1)
-    for block_rows, block_cols, first_row, first_col, in_rows, in_cols in tiles:
+    for block_rows, block_cols, in_rows, in_cols in tiles:
+        first_row, first_col = in_rows.start // SCORE_STRIDE, in_cols.start // SCORE_STRIDE
         mean_image = np.zeros((in_rows.stop - in_rows.start, in_cols.stop - in_cols.start), np.float32)
         for z in range(n_slices):
             mean_image += grey.block(z, in_rows, in_cols)
