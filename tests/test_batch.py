@@ -10,7 +10,8 @@ import pytest
 import tifffile
 
 from acnn_fusion import __version__
-from acnn_fusion.batch import run_batch, stack_axes
+from acnn_fusion.batch import run_batch
+from acnn_fusion.io import stack_axes
 from acnn_fusion.cli import main
 from acnn_fusion.core.weights import read_metadata
 from acnn_fusion.io import StackData
@@ -189,7 +190,7 @@ def test_should_stop_during_a_fusion_leaves_no_sidecar(stack_folder, tmp_path):
     ],
 )
 def test_write_errors_are_reported_and_the_rest_complete(stack_folder, tmp_path, monkeypatch, error, message):
-    import acnn_fusion.io as io_module
+    import acnn_fusion.io.images as io_module
 
     real_imwrite = io_module.tifffile.imwrite
 

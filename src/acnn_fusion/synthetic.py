@@ -13,8 +13,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import data
 
-from acnn_fusion.core.imageops import GREY_WEIGHTS
-from acnn_fusion.training.data import disk_kernel
+from acnn_fusion.core.imageops import GREY_WEIGHTS, disk_kernel
 
 
 @dataclass

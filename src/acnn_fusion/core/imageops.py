@@ -10,6 +10,15 @@ GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
+def disk_kernel(radius: float) -> np.ndarray:
+    """Normalised disk (pill-box) kernel: the defocus point-spread of a thin lens."""
+    half = int(np.ceil(radius))
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
+    # anti-aliased edge: coverage falls linearly over one pixel
+    kernel = np.clip(radius + 0.5 - np.hypot(yy, xx), 0.0, 1.0)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
 def to_grey(image: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """(Y, X) or (Y, X, 3|4) → (Y, X) luminance in the input's value scale (float64, or ``dtype``)."""
     if image.ndim == 2:

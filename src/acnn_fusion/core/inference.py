@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+import weakref
 from collections.abc import Callable
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from acnn_fusion.core.model import ACNN, PATCH_SIZE, SCORE_STRIDE, score_map_shape
-
-#: Default tile edge in pixels: bounds memory (tens of MB of activations for the default widths);
-#: on the CPU 256 measured faster than 512 and 1024, whose working sets leave the caches
-#: (docs/performance.md). On a GPU larger tiles may pay: pass ``tile=``.
-DEFAULT_TILE = 256
+from acnn_fusion.options import DEFAULT_TILE, PRECISIONS
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -46,10 +45,6 @@ def available_devices() -> list[str]:
     if torch.backends.mps.is_available():
         names.append("mps")
     return names
-
-
-#: ``auto`` = bf16 where the device computes it natively, else fp32; ``fp32`` = bit-reproducible.
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @functools.cache
@@ -114,12 +109,28 @@ def score_tiles(height: int, width: int, tile: int, halo: int = 0) -> list[tuple
     return [(rows, cols, in_rows, in_cols) for rows, in_rows in spans(h) for cols, in_cols in spans(w)]
 
 
+_PREPARED: weakref.WeakKeyDictionary[ACNN, dict[str, ACNN]] = weakref.WeakKeyDictionary()
+_PREPARED_LOCK = threading.Lock()
+
+
 def prepare(model: ACNN, device: torch.device) -> ACNN:
-    """Move the model to ``device`` (channels-last on the CPU, where it is faster)."""
-    model = model.to(device)
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing in the stubs
-    return model
+    """The model laid out for ``device`` (channels-last on the CPU, where it is faster).
+
+    Returns a copy made once per (model, device) and cached; ``model`` itself is never moved
+    or changed, so runs on different devices or threads can share one loaded model. The
+    network runs in inference mode only, so the copy is safe to use from several threads.
+    """
+    if getattr(model, "prepared_for", None) == str(device):
+        return model
+    with _PREPARED_LOCK:
+        per_device = _PREPARED.setdefault(model, {})
+        if str(device) not in per_device:
+            copy = deepcopy(model).to(device)
+            if device.type == "cpu":
+                copy = copy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            copy.prepared_for = str(device)
+            per_device[str(device)] = copy
+        return per_device[str(device)]
 
 
 def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -106,6 +106,9 @@ class Head(nn.Module):
 class ACNN(nn.Module):
     """Siamese all-convolutional network: (A, B) grey images → logits (N, 2, h, w)."""
 
+    #: the device a copy made by :func:`~acnn_fusion.core.inference.prepare` is laid out for
+    prepared_for: str | None = None
+
     def __init__(self, config: ACNNConfig | None = None) -> None:
         super().__init__()
         self.config = config or ACNNConfig()

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from skimage import morphology
 
 from acnn_fusion.core.imageops import SUPPORTED_DTYPES, joint_unit_range, to_grey
-from acnn_fusion.core.inference import (
-    DEFAULT_TILE,
-    ProgressCallback,
-    compute_focus_map,
-    select_device,
-)
+from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, select_device
 from acnn_fusion.core.model import PATCH_SIZE
 from acnn_fusion.core.weights import load_model
+from acnn_fusion.options import PRESET_NAMES, FusionOptions, option_names
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,7 @@ def resolve_settings(
     """A preset's settings with ``threshold``/``min_region`` overridden where given."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    assert set(PRESETS) == set(PRESET_NAMES)  # the options model lists the same names
     base = PRESETS[preset]
     return replace(
         base,
@@ -199,30 +197,37 @@ def fuse_from_focus_map(
 def fuse_pair(
     image_a: np.ndarray,
     image_b: np.ndarray,
+    options: FusionOptions | None = None,
     *,
-    threshold: float | None = None,
-    min_region: float | None = None,
-    preset: str = "default",
-    device: str = "auto",
-    tile: int = DEFAULT_TILE,
-    precision: str = "auto",
-    weights: str | None = None,
     progress: ProgressCallback | None = None,
+    **changes: Any,
 ) -> FusionResult:
     """Fuse two images of one scene focused at different depths.
 
     ``image_a``/``image_b``: (Y, X) or (Y, X, 3|4), uint8, uint16, float32 or float64, same
-    shape and dtype. ``threshold`` (β) and ``min_region`` override the ``preset``
-    (``default`` or ``paper``). ``precision``: ``auto`` (bf16 where the device has it natively),
-    ``fp32`` (bit-reproducible) or ``bf16``. Returns a :class:`FusionResult`; ``fused`` has the
-    inputs' shape and dtype and every pixel is copied from A or B.
+    shape and dtype. ``options`` (:class:`~acnn_fusion.options.FusionOptions`, default
+    settings if omitted) with ``changes`` applied, e.g. ``fuse_pair(a, b, threshold=0.7,
+    precision="fp32")``: β and the minimum region override the ``preset`` (``default`` or
+    ``paper``); ``precision`` ``auto`` uses bf16 where the device has it natively, ``fp32`` is
+    bit-reproducible. Returns a :class:`FusionResult`; ``fused`` has the inputs' shape and
+    dtype and every pixel is copied from A or B.
     """
-    settings = resolve_settings(preset, threshold, min_region)
+    stack_only = sorted(set(changes) - set(option_names("pair")) & set(option_names()))
+    if stack_only:
+        raise TypeError(f"fuse_pair does not take the stack option(s) {', '.join(stack_only)}")
+    options = (options or FusionOptions()).replace(**changes)
+    settings = options.settings()
     a, b = validate_pair(image_a, image_b)
-    torch_device = select_device(device)
-    model = load_model(weights)
+    torch_device = select_device(options.device)
+    model = load_model(options.weights)
     grey_a, grey_b = grey_pair(a, b)
     focus_map = compute_focus_map(
-        model, grey_a, grey_b, device=torch_device, tile=tile, precision=precision, progress=progress
+        model,
+        grey_a,
+        grey_b,
+        device=torch_device,
+        tile=options.tile,
+        precision=options.precision,
+        progress=progress,
     )
     return fuse_from_focus_map(a, b, focus_map, settings, grey=(grey_a, grey_b))

@@ -25,6 +25,7 @@ Two strategies:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,6 @@ import torch
 from acnn_fusion.core.align import apply_shifts, estimate_shifts
 from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, to_unit_range, unit_range_bounds
 from acnn_fusion.core.inference import (
-    DEFAULT_TILE,
     ProgressCallback,
     autocast,
     compute_focus_map,
@@ -45,10 +45,11 @@ from acnn_fusion.core.inference import (
     to_input,
 )
 from acnn_fusion.core.model import ACNN, PATCH_SIZE, SCORE_STRIDE, score_map_shape
-from acnn_fusion.core.pipeline import FusionSettings, decide, resolve_settings
+from acnn_fusion.core.pipeline import FusionSettings, decide
 from acnn_fusion.core.weights import load_model
+from acnn_fusion.options import STRATEGIES, FusionOptions
 
-STRATEGIES = ("features", "pairwise", "pairwise-tree")
+__all__ = ["STRATEGIES", "FocusImage", "StackResult", "fuse_stack"]
 
 
 @dataclass
@@ -300,9 +301,14 @@ def _gather(standard: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
 
 def _fuse_timelapse(
-    stack: np.ndarray, time_axis: int, axis: int, channel_axis: int | None, options: dict
+    stack: np.ndarray,
+    options: FusionOptions,
+    time_axis: int,
+    axis: int,
+    channel_axis: int | None,
+    progress: ProgressCallback | None,
 ) -> StackResult:
-    """Fold each time point with ``fuse_stack(**options)``; axes are renumbered per time point."""
+    """Fold each time point with :func:`fuse_stack`; axes are renumbered per time point."""
     if not isinstance(stack, np.ndarray):
         raise TypeError(f"stack must be a numpy array, got {type(stack).__name__}")
     ndim = stack.ndim
@@ -321,9 +327,10 @@ def _fuse_timelapse(
     per_time = [
         fuse_stack(
             stack.take(i, axis=t),
+            options,
             axis=renumber(axis),
             channel_axis=None if channel_axis is None else renumber(channel_axis),
-            **options,
+            progress=progress,
         )
         for i in range(stack.shape[t])
     ]
@@ -337,59 +344,48 @@ def _fuse_timelapse(
 
 def fuse_stack(
     stack: np.ndarray,
+    options: FusionOptions | None = None,
     *,
     axis: int = 0,
     channel_axis: int | None = None,
     time_axis: int | None = None,
-    detect_channel: int | None = None,
-    align: bool = False,
-    strategy: str = "features",
-    threshold: float | None = None,
-    min_region: float | None = None,
-    preset: str = "default",
-    device: str = "auto",
-    tile: int = DEFAULT_TILE,
-    precision: str = "auto",
-    weights: str | None = None,
     progress: ProgressCallback | None = None,
+    **changes: Any,
 ) -> StackResult:
     """Fold a focal stack into one all-in-focus image.
 
     ``stack``: (Z, Y, X), (Z, Y, X, 3|4) RGB, or any order with ``axis`` (the focus axis)
     and ``channel_axis``; uint8, uint16, float32 or float64. With ``time_axis`` each time
-    point is folded on its own and the results gain a leading T axis. Focus is detected on the
-    luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
+    point is folded on its own and the results gain a leading T axis. ``options``
+    (:class:`~acnn_fusion.options.FusionOptions`, defaults if omitted) with ``changes``
+    applied, e.g. ``fuse_stack(s, strategy="pairwise", precision="fp32")``. Focus is detected
+    on the luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
     every channel is then copied from the chosen slice. ``align`` first corrects drift
     between slices (one translation per slice, :mod:`acnn_fusion.core.align`).
-    ``threshold``/``min_region`` apply to the ``pairwise`` strategies; ``precision`` (``auto``,
-    ``fp32``, ``bf16``) as in :func:`~acnn_fusion.core.inference.resolve_precision`.
-    Returns a :class:`StackResult`.
+    ``threshold``/``min_region`` apply to the ``pairwise`` strategies. Returns a
+    :class:`StackResult`.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
-    settings = resolve_settings(preset, threshold, min_region)
+    options = (options or FusionOptions()).replace(**changes)
+    settings = options.settings()
     if time_axis is not None:
-        per_time_options = {
-            "detect_channel": detect_channel, "align": align, "strategy": strategy,
-            "threshold": threshold, "min_region": min_region, "preset": preset, "device": device,
-            "tile": tile, "precision": precision, "weights": weights, "progress": progress,
-        }  # fmt: skip
-        return _fuse_timelapse(stack, time_axis, axis, channel_axis, per_time_options)
+        return _fuse_timelapse(stack, options, time_axis, axis, channel_axis, progress)
     standard = _standardise(stack, axis, channel_axis)
+    detect_channel = options.detect_channel
     if detect_channel is not None and not (
         standard.ndim == 4 and -standard.shape[-1] <= detect_channel < standard.shape[-1]
     ):
         raise ValueError(f"detect_channel {detect_channel} does not name a channel of this stack")
-    torch_device = select_device(device)
-    resolve_precision(precision, torch_device)  # refuse an unknown precision before any work
-    model = load_model(weights)
+    torch_device = select_device(options.device)
+    resolve_precision(options.precision, torch_device)  # refuse an unknown precision before any work
+    model = load_model(options.weights)
     grey = FocusImage(standard, detect_channel)
     shifts = None
-    if align and len(grey) > 1:  # two grey slices at a time; the resampled stack may go to disk
+    if options.align and len(grey) > 1:  # two grey slices at a time; the resampled stack may go to disk
         shifts = estimate_shifts(grey)
         standard = apply_shifts(standard, shifts)
         grey = FocusImage(standard, detect_channel)
     shape = grey.shape[1:]
+    tile, precision, strategy = options.tile, options.precision, options.strategy
     if len(grey) == 1:
         depth = np.zeros(shape, np.uint16)
         confidence = np.ones(shape, np.float32)

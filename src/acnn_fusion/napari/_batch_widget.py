@@ -18,6 +18,7 @@ from napari.viewer import Viewer
 
 from acnn_fusion.batch import MODES, BatchReport, run_batch
 from acnn_fusion.core.pipeline import PRESETS
+from acnn_fusion.napari._controls import options_from_controls
 from acnn_fusion.napari._runner import Cancelled, FusionRunner
 
 DOCK_NAME = "Batch fuse TIFF folder"
@@ -95,11 +96,8 @@ class BatchFusionWidget(Container):
             show_info("A batch is already running; cancel it or wait for it to finish.")
             return False
         self._stop.clear()
-        options = {
-            "mode": self.mode.value,
-            "threshold": float(self.threshold.value),
-            "save_maps": bool(self.save_maps.value),
-        }
+        options = options_from_controls(self)
+        mode, save_maps = str(self.mode.value), bool(self.save_maps.value)
         stop = self._stop
 
         def compute(progress):
@@ -109,7 +107,15 @@ class BatchFusionWidget(Container):
                 except Cancelled:  # the napari progress bar's own cancel button
                     stop.set()
 
-            return run_batch(input_dir, output_dir, progress=relay, should_stop=stop.is_set, **options)
+            return run_batch(
+                input_dir,
+                output_dir,
+                options,
+                mode=mode,
+                save_maps=save_maps,
+                progress=relay,
+                should_stop=stop.is_set,
+            )
 
         self.summary.value = "running…"
         return self.runner.start(

@@ -15,14 +15,7 @@ import numpy as np
 from napari.layers import Image, Layer
 from napari.utils.colormaps import DirectLabelColormap
 
-from acnn_fusion.core.inference import DEFAULT_TILE
-from acnn_fusion.core.pipeline import (
-    FusionResult,
-    FusionSettings,
-    fuse_from_focus_map,
-    fuse_pair,
-    resolve_settings,
-)
+from acnn_fusion.core.pipeline import FusionResult, FusionSettings, fuse_from_focus_map, fuse_pair
 from acnn_fusion.napari._layers import (
     Placement,
     default_z_axis,
@@ -33,6 +26,7 @@ from acnn_fusion.napari._layers import (
     to_core_dtype,
     upsert_layer,
 )
+from acnn_fusion.options import FusionOptions
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -45,21 +39,6 @@ def _decision_colours() -> DirectLabelColormap:
     return DirectLabelColormap(
         color_dict={None: "transparent", 0: "transparent", FROM_A: "#ff9f1c", FROM_B: "#2ec4b6"}
     )
-
-
-@dataclass(frozen=True)
-class FusionParameters:
-    """What the user can choose; ``None`` keeps the core's default preset value."""
-
-    threshold: float | None = None
-    min_region: float | None = None  # fraction of the image area
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int = DEFAULT_TILE
-    strategy: str = "features"  # stacks only
-
-    def settings(self) -> FusionSettings:
-        return resolve_settings("default", self.threshold, self.min_region)
 
 
 def _look(layer: Image) -> dict[str, Any]:
@@ -83,18 +62,8 @@ class PairJob:
     look: dict[str, Any]
     sources: tuple[str, str]
 
-    def run(self, params: FusionParameters, progress: ProgressCallback | None = None) -> FusionResult:
-        settings = params.settings()
-        return fuse_pair(
-            self.a,
-            self.b,
-            threshold=settings.threshold,
-            min_region=settings.min_region,
-            device=params.device,
-            precision=params.precision,
-            tile=params.tile,
-            progress=progress,
-        )
+    def run(self, options: FusionOptions, progress: ProgressCallback | None = None) -> FusionResult:
+        return fuse_pair(self.a, self.b, options, progress=progress)
 
     def redecide(self, focus_map: np.ndarray, settings: FusionSettings) -> FusionResult:
         """Decision and fused image for new settings from a cached focus map (no network)."""
@@ -115,21 +84,10 @@ class StackJob:
     z_scale: float
     z_translate: float
 
-    def run(self, params: FusionParameters, progress: ProgressCallback | None = None) -> Any:
+    def run(self, options: FusionOptions, progress: ProgressCallback | None = None) -> Any:
         from acnn_fusion.core.stack import fuse_stack
 
-        settings = params.settings()
-        return fuse_stack(
-            self.stack,
-            axis=0,
-            strategy=params.strategy,
-            threshold=settings.threshold,
-            min_region=settings.min_region,
-            device=params.device,
-            precision=params.precision,
-            tile=params.tile,
-            progress=progress,
-        )
+        return fuse_stack(self.stack, options, axis=0, progress=progress)
 
 
 def _check_pair_layers(layer_a: Layer, layer_b: Layer) -> None:

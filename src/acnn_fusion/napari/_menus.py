@@ -12,7 +12,6 @@ from napari.utils.notifications import show_error, show_warning
 from napari.viewer import Viewer
 
 from acnn_fusion.napari._jobs import (
-    FusionParameters,
     PairJob,
     StackJob,
     pair_job,
@@ -21,6 +20,7 @@ from acnn_fusion.napari._jobs import (
     stack_job,
 )
 from acnn_fusion.napari._runner import FusionRunner
+from acnn_fusion.options import FusionOptions
 
 # runners of menu commands still in flight (kept alive until they finish)
 _RUNNING: set[FusionRunner] = set()
@@ -28,7 +28,7 @@ _RUNNING: set[FusionRunner] = set()
 
 def _start(job: PairJob | StackJob, show: Callable[[Any, Any], object]) -> bool:
     """Run ``job`` with default parameters in the background; ``show(job, result)`` after."""
-    params = FusionParameters()
+    options = FusionOptions()
     runner = FusionRunner()
     _RUNNING.add(runner)
 
@@ -40,7 +40,7 @@ def _start(job: PairJob | StackJob, show: Callable[[Any, Any], object]) -> bool:
         _RUNNING.discard(runner)
 
     started = runner.start(
-        lambda progress: job.run(params, progress),
+        lambda progress: job.run(options, progress),
         description=f"Focus fusion: {job.name}",
         on_result=on_result,
         on_error=on_error,

@@ -23,13 +23,13 @@ from napari.layers import Image
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 
-from acnn_fusion.core.inference import DEFAULT_TILE, PRECISIONS, available_devices
-from acnn_fusion.core.model import PATCH_SIZE
+from acnn_fusion.core.inference import available_devices
 from acnn_fusion.core.pipeline import PRESETS, FusionResult
-from acnn_fusion.core.stack import STRATEGIES
-from acnn_fusion.napari._jobs import FusionParameters, PairJob, pair_job, show_pair, show_stack, stack_job
+from acnn_fusion.napari._controls import options_from_controls
+from acnn_fusion.napari._jobs import PairJob, StackJob, pair_job, show_pair, show_stack, stack_job
 from acnn_fusion.napari._layers import default_z_axis, image_layers
 from acnn_fusion.napari._runner import Cancelled, FusionRunner
+from acnn_fusion.options import DEFAULT_TILE, MIN_TILE, PRECISIONS, STRATEGIES, FusionOptions
 
 if TYPE_CHECKING:
     import napari
@@ -101,7 +101,7 @@ class FocusFusionWidget(Container):
             SpinBox(
                 name="tile",
                 label="tile (px)",
-                min=4 * PATCH_SIZE,
+                min=4 * MIN_TILE,
                 max=16384,
                 step=64,
                 value=DEFAULT_TILE,
@@ -189,20 +189,15 @@ class FocusFusionWidget(Container):
         self.min_region.visible = decision_used
 
     # -- parameters and runs --------------------------------------------------------------
-    def parameters(self) -> FusionParameters:
-        return FusionParameters(
-            threshold=float(self.threshold.value),
-            min_region=float(self.min_region.value) / 100.0,
-            device=str(self.device.value),
-            precision=str(self.precision.value),
-            tile=int(self.tile.value),
-            strategy=str(self.strategy.value),
-        )
+    def options(self) -> FusionOptions:
+        """The run options the controls show."""
+        return options_from_controls(self)
 
     def run(self) -> bool:
         """Start a fusion with the current choices; False if it could not start."""
-        params = self.parameters()
+        options = self.options()
         point = self._viewer.dims.point
+        job: PairJob | StackJob
         try:
             if self.mode.value == PAIR:
                 if self.layer_a.value is None or self.layer_b.value is None:
@@ -218,14 +213,14 @@ class FocusFusionWidget(Container):
             return False
 
         def on_result(result: Any, seconds: float) -> None:
-            self._show(job, result, seconds, params)
+            self._show(job, result, seconds, options)
 
         def on_error(exc: BaseException) -> None:
             self.status.value = "cancelled" if isinstance(exc, Cancelled) else f"failed: {exc}"
 
-        self.status.value = f"running on {params.device}…"
+        self.status.value = f"running on {options.device}…"
         return self.runner.start(
-            lambda progress: job.run(params, progress),
+            lambda progress: job.run(options, progress),
             description=f"Focus fusion: {job.name}",
             on_result=on_result,
             on_error=on_error,
@@ -234,17 +229,17 @@ class FocusFusionWidget(Container):
     def cancel(self) -> None:
         self.runner.cancel()
 
-    def _show(self, job: Any, result: Any, seconds: float, params: FusionParameters) -> None:
+    def _show(self, job: PairJob | StackJob, result: Any, seconds: float, options: FusionOptions) -> None:
         if isinstance(job, PairJob):
             # the sliders may have moved while the network ran: decide with today's values
-            settings = self.parameters().settings()
+            settings = self.options().settings()
             if settings != result.settings:
                 result = job.redecide(result.focus_map, settings)
             show_pair(self._viewer, job, result)
             self._cached = (job, result.focus_map)
         else:
             show_stack(self._viewer, job, result)
-        self.status.value = f"{job.name}: done in {seconds:.1f} s ({params.device})"
+        self.status.value = f"{job.name}: done in {seconds:.1f} s ({options.device})"
 
     # -- live threshold -------------------------------------------------------------------
     def _schedule_refresh(self, *_: Any) -> None:
@@ -261,7 +256,7 @@ class FocusFusionWidget(Container):
             return None
         job, focus_map = self._cached
         try:
-            result = job.redecide(focus_map, self.parameters().settings())
+            result = job.redecide(focus_map, self.options().settings())
         except ValueError as exc:
             self.status.value = str(exc)
             return None

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from acnn_fusion.core.imageops import joint_unit_range, to_grey
+from acnn_fusion.core.imageops import disk_kernel, joint_unit_range, to_grey
 from acnn_fusion.core.model import PATCH_SIZE
 from acnn_fusion.io import IMAGE_SUFFIXES, read_image
 
@@ -47,15 +47,6 @@ def find_images(folders: Iterable[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"training image folder not found: {folder}")
         found += [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
     return sorted(set(found))
-
-
-def disk_kernel(radius: float) -> np.ndarray:
-    """Normalised disk (pill-box) kernel: the defocus point-spread of a thin lens."""
-    half = int(np.ceil(radius))
-    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
-    # anti-aliased edge: coverage falls linearly over one pixel
-    kernel = np.clip(radius + 0.5 - np.hypot(yy, xx), 0.0, 1.0)
-    return (kernel / kernel.sum()).astype(np.float32)
 
 
 def defocus(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,17 +1,16 @@
-"""Reading and writing images; every write is atomic (temporary file, then rename)."""
+"""Reading and writing single images; every write is atomic (temporary file, then rename)."""
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
-from acnn_fusion.core.imageops import scratch_array
+from acnn_fusion._version import __version__
+from acnn_fusion.io.metadata import imagej_unit
 
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -114,8 +113,6 @@ def write_image(
     try:
         if suffix in TIFF_SUFFIXES:
             photometric = "rgb" if image.ndim == 3 and image.shape[-1] in (3, 4) else "minisblack"
-            from acnn_fusion import __version__
-
             options: dict = {
                 "photometric": photometric,
                 "metadata": metadata,
@@ -126,7 +123,7 @@ def write_image(
                 options["resolution"] = (1.0 / pixel_size[1], 1.0 / pixel_size[0])
                 if image.dtype in (np.uint8, np.uint16, np.float32):
                     options["imagej"] = True
-                    options["metadata"] = {**(metadata or {}), "unit": unit or "pixel"}
+                    options["metadata"] = {**(metadata or {}), "unit": imagej_unit(unit)}
             tifffile.imwrite(tmp_name, image, **options)
         else:
             import imageio.v3 as iio
@@ -140,79 +137,3 @@ def write_image(
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
-
-
-@dataclass
-class StackData:
-    """A focal stack as read from disk: the array, its axes (tifffile letters) and pixel size."""
-
-    data: np.ndarray
-    axes: str
-    pixel_size: tuple[float, float] | None = None  # (y, x) in ``unit`` per pixel
-    unit: str | None = None
-
-
-def natural_key(path: Path) -> list:
-    """Sort key that puts plane2 before plane10."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
-def read_stack(path: str | Path) -> StackData:
-    """A multi-page/hyperstack/OME TIFF, or a folder of focal planes (natural sort order).
-
-    An uncompressed TIFF whose pixels lie contiguously in the file comes back memory-mapped
-    and read-only: :func:`~acnn_fusion.core.stack.fuse_stack` then reads it tile by tile
-    instead of holding it in memory. Other TIFFs are decoded into memory; a folder's planes
-    are read one at a time into a read-only array that, when large, is backed by a temporary
-    file (:func:`~acnn_fusion.core.imageops.scratch_array`).
-    """
-    path = Path(path)
-    if path.is_dir():
-        planes = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
-        if len(planes) < 2:
-            raise ValueError(f"{path}: a folder stack needs at least two image files, found {len(planes)}")
-        first = read_image(planes[0])
-        data = scratch_array((len(planes), *first.shape), first.dtype)  # one plane in memory at a time
-        data[0] = first
-        for z, plane_path in enumerate(planes[1:], start=1):
-            plane = read_image(plane_path)
-            if plane.shape != first.shape or plane.dtype != first.dtype:
-                raise ValueError(
-                    f"{path}: focal planes differ in shape or dtype: {plane_path.name} is "
-                    f"{plane.shape} {plane.dtype}, {planes[0].name} is {first.shape} {first.dtype}"
-                )
-            data[z] = plane
-        data.flags.writeable = False
-        return StackData(data, "ZYX" if data.ndim == 3 else "ZYXS")
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    if path.suffix.lower() not in TIFF_SUFFIXES:
-        raise ValueError(f"{path}: a stack must be a TIFF file or a folder of images")
-    check_declared_size(path)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            # uncompressed, one block in the file, in this machine's byte order
-            mappable = series.dataoffset is not None and series.dtype.isnative
-            data = series.asarray(out="memmap") if mappable else series.asarray()
-            axes = series.axes
-            pixel_size, unit = _tiff_pixel_size(tif)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot read TIFF stack ({type(exc).__name__}: {exc})") from exc
-    return StackData(data, axes, pixel_size, unit)
-
-
-def _tiff_pixel_size(tif: tifffile.TiffFile) -> tuple[tuple[float, float] | None, str | None]:
-    if tif.ome_metadata:
-        found = {k: float(v) for k, v in re.findall(r'PhysicalSize([XY])="([0-9.eE+-]+)"', tif.ome_metadata)}
-        if "X" in found:
-            unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
-            return (found.get("Y", found["X"]), found["X"]), unit.group(1) if unit else "µm"
-    page = tif.pages.first
-    tags = page.tags
-    if "XResolution" in tags and "YResolution" in tags:
-        (xn, xd), (yn, yd) = tags["XResolution"].value, tags["YResolution"].value
-        if xn and yn and (xn, xd) != (1, 1):
-            unit = (tif.imagej_metadata or {}).get("unit")
-            return (yd / yn, xd / xn), unit
-    return None, None

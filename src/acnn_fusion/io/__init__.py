@@ -1,0 +1,40 @@
+"""Files in and out: one image reader and atomic writer, one stack reader, one pair naming rule.
+
+Nothing here imports torch or napari.
+"""
+
+from acnn_fusion.io.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_declared_size, read_image, write_image
+from acnn_fusion.io.metadata import PhysicalSizes, length_unit
+from acnn_fusion.io.pairs import DEFAULT_SUFFIXES, Pair, find_fused, find_pairs
+from acnn_fusion.io.stacks import (
+    StackData,
+    StackLayout,
+    folder_planes,
+    is_stack_file,
+    layout,
+    natural_key,
+    read_stack,
+    stack_axes,
+)
+
+__all__ = [
+    "DEFAULT_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "Pair",
+    "PhysicalSizes",
+    "StackData",
+    "StackLayout",
+    "check_declared_size",
+    "find_fused",
+    "find_pairs",
+    "folder_planes",
+    "is_stack_file",
+    "layout",
+    "length_unit",
+    "natural_key",
+    "read_image",
+    "read_stack",
+    "stack_axes",
+    "write_image",
+]

@@ -1,0 +1,219 @@
+"""Every run setting in one frozen, typed object, :class:`FusionOptions`.
+
+The core reads it (:func:`~acnn_fusion.fuse_pair`, :func:`~acnn_fusion.fuse_stack`), the
+command line generates its arguments from its fields, the napari widgets bind their controls
+to the fields by name, and batch sidecars record :meth:`FusionOptions.to_record`. A new option
+is one field here (plus, optionally, one control in napari). Importing this module is cheap:
+it loads neither torch nor napari.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+Preset = Literal["default", "paper"]
+Strategy = Literal["features", "pairwise", "pairwise-tree"]
+Precision = Literal["auto", "fp32", "bf16"]
+Kind = Literal["pair", "stack"]
+
+PRESET_NAMES: tuple[str, ...] = get_args(Preset)
+#: stack folds: ``features`` (one network pass per slice, scored against the stack's mean),
+#: ``pairwise`` (the paper's fold of successive pair fusions), ``pairwise-tree`` (balanced tree)
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+#: ``auto`` = bf16 where the device computes it natively, else fp32; ``fp32`` = bit-reproducible
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+KINDS: tuple[str, ...] = get_args(Kind)
+
+#: Default tile edge in pixels: bounds memory; on the CPU 256 measured faster than 512 and 1024
+#: (docs/performance.md). On a GPU larger tiles may pay.
+DEFAULT_TILE = 256
+#: the network's patch edge (:data:`acnn_fusion.core.model.PATCH_SIZE`): the smallest tile
+MIN_TILE = 16
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _option(
+    default: Any,
+    help: str,
+    *,
+    kinds: tuple[str, ...] = KINDS,
+    affects_output: bool = True,
+    example: Any,
+    flag: str | None = None,
+) -> Any:
+    """A field of :class:`FusionOptions` with what the faces need to present it.
+
+    ``kinds``: the inputs it applies to; ``affects_output``: whether changing it changes the
+    results (batch resume compares only these); ``example``: a valid non-default value (the
+    tests send it through every face); ``flag``: the command-line flag if not ``--field-name``.
+    """
+    metadata = {"help": help, "kinds": kinds, "affects_output": affects_output, "example": example}
+    if flag is not None:
+        metadata["flag"] = flag
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class FusionOptions:
+    """How to fuse: decision, stack fold, network and hardware settings.
+
+    ``threshold`` and ``min_region`` left at ``None`` take the ``preset``'s values. Invalid
+    values raise ValueError (TypeError for a wrong type) naming the option.
+    """
+
+    preset: Preset = _option(
+        "default",
+        "named settings: default (β 0.5, boundary refinement) or paper (Du & Gao 2018: β 0.9, no refinement)",
+        example="paper",
+    )
+    threshold: float | None = _option(
+        None, "β: focus-map level above which a pixel is taken from A (default: the preset's)", example=0.7
+    )
+    min_region: float | None = _option(
+        None,
+        "smallest region kept, as a fraction of the image area (default: the preset's)",
+        example=0.02,
+    )
+    strategy: Strategy = _option(
+        "features",
+        "stack fold: features = one network pass per slice, scored against the stack's mean (fast); "
+        "pairwise = the paper's fold of successive pair fusions (uses threshold and min region); "
+        "pairwise-tree = the same as a balanced tree",
+        kinds=("stack",),
+        example="pairwise",
+    )
+    align: bool = _option(
+        False, "correct drift between slices before folding", kinds=("stack",), example=True
+    )
+    detect_channel: int | None = _option(
+        None,
+        "detect focus on this channel only (default: luminance or all channels)",
+        kinds=("stack",),
+        example=0,
+        flag="--channel",
+    )
+    device: str = _option("auto", "auto, cpu, cuda, cuda:N or mps", affects_output=False, example="cpu")
+    precision: Precision = _option(
+        "auto",
+        "network arithmetic: auto = bf16 where the device has it natively (0.05 % of Lytro decision "
+        "pixels change), fp32 = bit-reproducible, bf16 = always bf16",
+        example="fp32",
+    )
+    tile: int = _option(DEFAULT_TILE, "tile edge in pixels (bounds memory)", example=128)
+    weights: str | None = _option(
+        None, "weights file (.pt with its .json; default: the shipped model)", example="custom.pt"
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, os.PathLike):
+            object.__setattr__(self, "weights", os.fspath(self.weights))
+        for name in ("threshold", "min_region"):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), _hints()[f.name])
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
+        if self.min_region is not None and not 0.0 <= self.min_region < 1.0:
+            raise ValueError(f"min_region must be a fraction in [0, 1), got {self.min_region}")
+        if self.tile < MIN_TILE:
+            raise ValueError(f"tile must be at least {MIN_TILE} pixels, got {self.tile}")
+        if not _DEVICE_PATTERN.match(str(self.device).lower()):
+            raise ValueError(f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
+        if self.detect_channel is not None and self.detect_channel < -64:
+            raise ValueError(f"detect_channel {self.detect_channel} is not a channel index")
+
+    def replace(self, **changes: Any) -> FusionOptions:
+        """A copy with ``changes`` (field names); an unknown name raises TypeError naming it."""
+        unknown = sorted(set(changes) - set(option_names()))
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) {', '.join(unknown)}; options are {', '.join(option_names())}"
+            )
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def settings(self) -> Any:
+        """The core's decision settings (:class:`~acnn_fusion.core.pipeline.FusionSettings`)."""
+        from acnn_fusion.core.pipeline import resolve_settings
+
+        return resolve_settings(self.preset, self.threshold, self.min_region)
+
+    def to_record(self, kind: Kind | None = None) -> dict[str, Any]:
+        """JSON-ready values for reports and sidecars, β and min region as resolved.
+
+        With ``kind``, options that do not apply to that kind of input are ``None``.
+        """
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        settings = self.settings()
+        record["threshold"], record["min_region"] = settings.threshold, settings.min_region
+        if kind is not None:
+            for f in dataclasses.fields(self):
+                if kind not in f.metadata["kinds"]:
+                    record[f.name] = None
+        return record
+
+
+def option_fields(kind: str | None = None) -> list[dataclasses.Field]:
+    """The fields of :class:`FusionOptions`, those that apply to ``kind`` if given."""
+    return [f for f in dataclasses.fields(FusionOptions) if kind is None or kind in f.metadata["kinds"]]
+
+
+def option_names(kind: str | None = None) -> list[str]:
+    return [f.name for f in option_fields(kind)]
+
+
+def option_type(name: str) -> Any:
+    """The field's type with ``None`` removed: a Literal, bool, int, float or str."""
+    hint = _hints()[name]
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Union or type(hint).__name__ == "UnionType":
+        return args[0]
+    return hint
+
+
+def choices(name: str) -> tuple[Any, ...] | None:
+    """The allowed values of a Literal-typed option, else None."""
+    kind = option_type(name)
+    return get_args(kind) if typing.get_origin(kind) is Literal else None
+
+
+def outputs_differ(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two records differ in any option that changes results (not e.g. ``device``)."""
+    ignored = {f.name for f in option_fields() if not f.metadata["affects_output"]}
+    return {k: v for k, v in old.items() if k not in ignored} != {
+        k: v for k, v in new.items() if k not in ignored
+    }
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(FusionOptions)
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    allowed = get_args(hint) if get_args(hint) and typing.get_origin(hint) is not Literal else (hint,)
+    if value is None:
+        if type(None) not in allowed:
+            raise TypeError(f"{name} must not be None")
+        return
+    for kind in allowed:
+        if typing.get_origin(kind) is Literal:
+            if value in get_args(kind):
+                return
+            raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(map(str, get_args(kind)))}")
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return
+        if kind in (bool, str) and isinstance(value, kind):
+            return
+    expected = " or ".join(getattr(k, "__name__", str(k)) for k in allowed if k is not type(None))
+    raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
