@@ -11,10 +11,9 @@ import tifffile
 
 from acnn_fusion import __version__
 from acnn_fusion.batch import run_batch
-from acnn_fusion.io import stack_axes
 from acnn_fusion.cli import main
 from acnn_fusion.core.weights import read_metadata
-from acnn_fusion.io import StackData
+from acnn_fusion.io import StackData, stack_axes
 from acnn_fusion.synthetic import blob_mask, render_pair, sample_stack
 
 

@@ -12,7 +12,28 @@ def test_explicit_precisions_resolve_to_their_dtype():
     cpu = select_device("cpu")
     assert resolve_precision("fp32", cpu) == torch.float32
     assert resolve_precision("bf16", cpu) == torch.bfloat16
-    assert resolve_precision("auto", cpu) in (torch.float32, torch.bfloat16)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_precision_follows_native_bf16(monkeypatch, native, expected):
+    from acnn_fusion.core import inference
+
+    monkeypatch.setattr(inference, "_cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", select_device("cpu")) == expected
+
+
+def test_native_bf16_detection_reads_the_cpu_flags(monkeypatch, tmp_path):
+    from acnn_fusion.core import inference
+
+    flags = {"with": "flags\t: fpu sse avx512f avx512_bf16 avx2\n", "without": "flags\t: fpu sse avx2 fma\n"}
+    for name, text in flags.items():
+        (tmp_path / name).write_text(text)
+    real_path = inference.Path
+    for name, expected in (("with", True), ("without", False)):
+        monkeypatch.setattr(inference, "Path", lambda _p, name=name: real_path(tmp_path / name))
+        inference._cpu_has_native_bf16.cache_clear()
+        assert inference._cpu_has_native_bf16() is expected
+    inference._cpu_has_native_bf16.cache_clear()
 
 
 @pytest.mark.parametrize("call", [fuse_pair, fuse_stack])

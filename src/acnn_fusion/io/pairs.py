@@ -68,7 +68,7 @@ def find_pairs(folder: Path, suffixes: tuple[str, str] | None = None) -> list[Pa
             stem = path_a.stem[: -len(suffix_a)]
             candidates = [p for p in by_stem.get(stem + suffix_b, []) if p not in used]
             same_ext = [p for p in candidates if p.suffix.lower() == path_a.suffix.lower()]
-            path_b = (same_ext or candidates or [None])[0]
+            path_b = (same_ext or candidates)[0] if candidates else None
             used.add(path_a)
             if path_b is None:
                 pairs.append(Pair(stem, (path_a,), f"no matching {stem + suffix_b}.* for {path_a.name}"))

@@ -192,7 +192,7 @@ def train(
             raise ValueError(f"--init weights have widths {start.config}, not {config.widths}")
         model.load_state_dict(start.state_dict())
         log(f"starting from {config.init}")
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing in the stubs
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     steps_per_epoch = len(train_pairs) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
