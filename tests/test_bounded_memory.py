@@ -66,7 +66,11 @@ def test_folder_with_a_mismatched_plane_names_it(tmp_path):
 
 
 def test_alignment_of_a_mapped_stack_holds_slices_not_the_stack(tmp_path, monkeypatch):
-    """Memory for --align grows by less than the extra slices' own size (was 6× a uint16 stack)."""
+    """Memory for --align grows by less than the extra slices' own size (was 6× a uint16 stack).
+
+    tracemalloc sees numpy's allocations (the stack-sized arrays this is about); the network's
+    activations are per tile and do not grow with the number of slices.
+    """
     import tifffile
 
     from acnn_fusion import fuse_stack
@@ -74,18 +78,18 @@ def test_alignment_of_a_mapped_stack_holds_slices_not_the_stack(tmp_path, monkey
     from acnn_fusion.io import read_stack
 
     rng = np.random.default_rng(2)
-    stack = (rng.random((40, 256, 256)) * 4000).astype(np.uint16)
-    expected = fuse_stack(stack, align=True, tile=128, precision="fp32")
+    stack = (rng.random((24, 256, 256)) * 4000).astype(np.uint16)
+    expected = fuse_stack(stack, align=True, precision="fp32")
     monkeypatch.setattr(imageops, "SCRATCH_IN_MEMORY_BYTES", 0)
     peaks = {}
-    for n_slices in (8, 40):
+    for n_slices in (8, 24):
         path = tmp_path / f"s{n_slices}.tif"
         tifffile.imwrite(path, stack[:n_slices], imagej=True, metadata={"axes": "ZYX"})
         mapped = read_stack(path).data
         result, peaks[n_slices] = _numpy_peak(
-            lambda mapped=mapped: fuse_stack(mapped, align=True, tile=128, precision="fp32")
+            lambda mapped=mapped: fuse_stack(mapped, align=True, precision="fp32")
         )
-    assert peaks[40] - peaks[8] < stack[8:].nbytes / 2
+    assert peaks[24] - peaks[8] < stack[8:].nbytes / 2
     np.testing.assert_array_equal(result.shifts, expected.shifts)
     assert np.array_equal(result.depth_map, expected.depth_map)
     assert np.array_equal(result.fused, expected.fused)
