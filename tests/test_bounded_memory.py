@@ -1,6 +1,7 @@
 """Large-image paths that work in bands give the same answer as the whole-image computation."""
 
 import numpy as np
+import pytest
 
 from acnn_fusion.core.pipeline import refine_boundary
 
@@ -65,6 +66,7 @@ def test_folder_with_a_mismatched_plane_names_it(tmp_path):
         read_stack(tmp_path / "planes")
 
 
+@pytest.mark.slow
 def test_alignment_of_a_mapped_stack_holds_slices_not_the_stack(tmp_path, monkeypatch):
     """Memory for --align grows by less than the extra slices' own size (was 6× a uint16 stack).
 

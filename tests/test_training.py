@@ -39,6 +39,7 @@ def test_patch_pairs_are_changed_by_the_blur(image_folder):
     assert len(pairs.skipped) == 1 and "broken.png" in pairs.skipped[0]
 
 
+@pytest.mark.slow
 def test_training_resumes_after_a_stop_to_identical_weights(image_folder, tmp_path):
     straight = tmp_path / "straight.pt"
     report = train(_config(image_folder), straight, log=lambda m: None)
@@ -103,6 +104,7 @@ def test_heavy_noise_is_heavy_and_ambiguous_pairs_are_down_weighted():
     assert torch.allclose(weight[noisy], torch.tensor(0.05))
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_given_weights(image_folder, tmp_path):
     first = tmp_path / "first.pt"
     train(_config(image_folder), first, log=lambda m: None)
