@@ -247,3 +247,61 @@ def render_detail_scene(size: int, *, radius: float = 4.0) -> DetailScene:
         mask=tile(mask, bool),
         details=tile(details, bool),
     )
+
+
+#: Widths (pixels) of the thin in-focus structures of :func:`render_thin_scene`.
+THIN_WIDTHS = (2, 3, 4, 6, 8)
+
+
+@dataclass
+class ThinScene(SyntheticPair):
+    """A :class:`SyntheticPair` with the thin structures' pixels and the defocus-spread band
+    (background pixels that B's blurred foreground spills over)."""
+
+    thin: np.ndarray = None  # type: ignore[assignment]
+    halo: np.ndarray = None  # type: ignore[assignment]
+
+
+def render_thin_scene(
+    size: int = 384, *, radius: float = 4.0, widths: tuple[int, ...] = THIN_WIDTHS
+) -> ThinScene:
+    """Thin bright structures and a bright occluder, sharp in A, before a textured background
+    sharp in B (grey uint8, ``size``×``size``).
+
+    Straight wires of the given ``widths`` at several angles, one curved stem 3 px wide and a
+    bright round occluder. Two-layer lens model: A shows the foreground sharp over the
+    blurred background; B shows the background sharp, attenuated where the foreground's
+    blur covers it, plus the foreground's blurred light, which spreads over the background
+    next to it (the defocus spread effect). Periodic borders. In the spread band
+    (``halo``) neither image is right; A's blurred background is the nearer one where the
+    glow is strong.
+    """
+    n = size
+    texture = _seamless_texture(data.astronaut(), n)
+    background = 0.6 * (texture - texture.mean()) + 95.0  # darker and calmer than the objects
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
+    thin = np.zeros((n, n), bool)
+    angles = np.linspace(0.15, np.pi - 0.15, len(widths), endpoint=True)
+    for k, (width, angle) in enumerate(zip(widths, angles, strict=True)):
+        cy, cx = n * (0.2 + 0.6 * k / max(1, len(widths) - 1)), n * 0.35
+        distance = np.abs(-(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle))
+        along = np.abs((xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle))
+        thin |= (distance < width / 2) & (along < n * 0.12)
+    stem = np.abs(xx - (0.62 * n + 0.05 * n * np.sin(yy / n * 2 * np.pi * 1.5))) < 1.5
+    thin |= stem & (yy > 0.1 * n) & (yy < 0.9 * n)
+    occluder = np.hypot(yy - 0.5 * n, xx - 0.85 * n) < 0.09 * n
+    foreground = thin | occluder
+    stripes = 20.0 * np.sin(xx / 3.0) * np.sin(yy / 5.0)  # the objects' own fine texture
+    front = np.where(foreground, 200.0 + stripes, 0.0)
+    sharp = np.where(foreground, front, background)
+    soft = _wrap_defocus(foreground.astype(np.float64), radius)
+    image_a = np.where(foreground, front, _wrap_defocus(background, radius))
+    image_b = _wrap_defocus(front, radius) + (1.0 - soft) * background
+    return ThinScene(
+        image_a=_cast_like(image_a, np.dtype(np.uint8)),
+        image_b=_cast_like(image_b, np.dtype(np.uint8)),
+        sharp=_cast_like(sharp, np.dtype(np.uint8)),
+        mask=foreground,
+        thin=thin,
+        halo=(soft > 0.02) & ~foreground,
+    )
