@@ -40,7 +40,9 @@ def fuse_pair_by_measure(a: np.ndarray, b: np.ndarray, measure: str) -> tuple[np
     ga, gb = _grey01(a, b)
     fa, fb = MEASURES[measure](ga), MEASURES[measure](gb)
     focus = (fa > fb).astype(np.float32) + 0.5 * (fa == fb)
-    decision = decide(focus, FusionSettings(threshold=0.5, min_region=0.01))
+    # the focus map is binary, so a confidence gate means nothing: every region under 1 % goes
+    clean_up = FusionSettings(threshold=0.5, min_region=0.01, min_region_px=0, region_confidence=1.0)
+    decision = decide(focus, clean_up)
     return blend(a, b, decision), decision
 
 

@@ -69,7 +69,7 @@ def test_decide_removes_small_regions_and_fills_holes():
     focus[10:60, 10:60] = 1.0  # a large A region with a small hole
     focus[30:33, 30:33] = 0.0
     focus[80:83, 80:83] = 1.0  # a small isolated A speck
-    d = decide(focus, FusionSettings(threshold=0.5, min_region=0.01))
+    d = decide(focus, FusionSettings(threshold=0.5, min_region=0.01, min_region_px=0, region_confidence=1.0))
     assert d[31, 31] and not d[81, 81] and d[20, 20] and not d[5, 5]
 
 

@@ -64,7 +64,8 @@ def _option(
 class FusionOptions:
     """How to fuse: decision, stack fold, network and hardware settings.
 
-    ``threshold`` and ``min_region`` left at ``None`` take the ``preset``'s values. Invalid
+    ``threshold``, ``min_region_px`` and ``min_region`` left at ``None`` take the ``preset``'s
+    values. Invalid
     values raise ValueError (TypeError for a wrong type) naming the option.
     """
 
@@ -76,9 +77,16 @@ class FusionOptions:
     threshold: float | None = _option(
         None, "β: focus-map level above which a pixel is taken from A (default: the preset's)", example=0.7
     )
+    min_region_px: int | None = _option(
+        None,
+        "smallest region kept, in pixels, unless the focus map is confident about it; the same "
+        "on any image size (default: the preset's, 4096 = 64×64 px)",
+        example=1024,
+    )
     min_region: float | None = _option(
         None,
-        "smallest region kept, as a fraction of the image area (default: the preset's)",
+        "the paper's rule: smallest region kept, as a fraction of the image area (default: the "
+        "preset's: off, 1 % for paper); with both, the larger minimum applies",
         example=0.02,
     )
     strategy: Strategy = _option(
@@ -124,6 +132,8 @@ class FusionOptions:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
         if self.min_region is not None and not 0.0 <= self.min_region < 1.0:
             raise ValueError(f"min_region must be a fraction in [0, 1), got {self.min_region}")
+        if self.min_region_px is not None and self.min_region_px < 0:
+            raise ValueError(f"min_region_px must be ≥ 0 pixels, got {self.min_region_px}")
         if self.tile < MIN_TILE:
             raise ValueError(f"tile must be at least {MIN_TILE} pixels, got {self.tile}")
         if not _DEVICE_PATTERN.match(str(self.device).lower()):
@@ -144,7 +154,7 @@ class FusionOptions:
         """The core's decision settings (:class:`~acnn_fusion.core.pipeline.FusionSettings`)."""
         from acnn_fusion.core.pipeline import resolve_settings
 
-        return resolve_settings(self.preset, self.threshold, self.min_region)
+        return resolve_settings(self.preset, self.threshold, self.min_region, self.min_region_px)
 
     def to_record(self, kind: Kind | None = None) -> dict[str, Any]:
         """JSON-ready values for reports and sidecars, β and min region as resolved.
@@ -154,6 +164,7 @@ class FusionOptions:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         settings = self.settings()
         record["threshold"], record["min_region"] = settings.threshold, settings.min_region
+        record["min_region_px"] = settings.min_region_px
         if kind is not None:
             for f in dataclasses.fields(self):
                 if kind not in f.metadata["kinds"]:

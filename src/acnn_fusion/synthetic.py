@@ -156,3 +156,151 @@ def write_sample_data(folder: str | Path) -> list[Path]:
         write_image(folder / "stack_depth.tif", stack.depth_index),
     ]
     return written
+
+
+# ---------------------------------------------------------------------------------------
+# Pair cases for the decision step (issues 18 and 13): small sharp details inside an area
+# focused in the other image, rendered at any size; thin structures and occluders with
+# defocus spread. Everything is periodic, so one cell is rendered and tiled.
+# ---------------------------------------------------------------------------------------
+
+#: Edge of the periodic cell of :func:`render_detail_scene`, pixels.
+DETAIL_CELL = 512
+#: Round details as (row, column, diameter) in the cell: sharp in A, in B's area (the corners) …
+DETAILS_IN_B = ((72, 72, 100), (72, 440, 40), (440, 72, 20), (440, 440, 10))
+#: … and sharp in B, inside A's central island.
+DETAILS_IN_A = ((196, 196, 56), (316, 316, 80), (196, 316, 28), (316, 196, 14))
+
+
+@dataclass
+class DetailScene(SyntheticPair):
+    """A :class:`SyntheticPair` with the mask of the small details (True on their pixels)."""
+
+    details: np.ndarray = None  # type: ignore[assignment]
+
+
+def _wrap_defocus(image: np.ndarray, radius: float) -> np.ndarray:
+    """Disk blur with periodic borders (a tiled copy blurs the same in its interior)."""
+    if radius < 0.5:
+        return image.astype(np.float64)
+    return ndimage.convolve(image.astype(np.float64), disk_kernel(radius), mode="wrap")
+
+
+def _seamless_texture(image: np.ndarray, size: int) -> np.ndarray:
+    """Grey ``size``×``size`` texture, periodic and continuous across its borders: the
+    image shrunk to half the size, mirrored into the four quadrants."""
+    from skimage.transform import resize
+
+    grey = image.astype(np.float64) @ GREY_WEIGHTS if image.ndim == 3 else image.astype(np.float64)
+    edge = min(grey.shape)
+    half = resize(grey[:edge, :edge], (size // 2, size // 2), anti_aliasing=True, preserve_range=True)
+    top = np.hstack([half, half[:, ::-1]])
+    return np.vstack([top, top[::-1]])
+
+
+def _render_cell(sharp: np.ndarray, mask: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """render_pair's lens model on one periodic cell: A sharp on ``mask``; B's blurred
+    foreground (the mask) spills over its sharp background."""
+    blurred = _wrap_defocus(sharp, radius)
+    soft = _wrap_defocus(mask.astype(np.float64), radius)
+    image_a = np.where(mask, sharp, blurred)
+    image_b = soft * blurred + (1.0 - soft) * np.where(mask, blurred, sharp)
+    return image_a, image_b
+
+
+def render_detail_scene(size: int, *, radius: float = 4.0) -> DetailScene:
+    """The same scene at any size: a periodic tiling of one 512×512 cell (grey uint8).
+
+    Each cell holds a central island (wavy edge, radius 150–170 px) sharp in A, the rest
+    sharp in B. Round objects of another texture, 10–100 px across, sit in the area
+    focused in the other image: :data:`DETAILS_IN_B` (sharp in A) in the corners and
+    :data:`DETAILS_IN_A` (sharp in B) in the island. The textures are seamless, so only
+    the image size changes between sizes, never the content or its pixel scale: a
+    decision that does not depend on image size scores the same at every size.
+    ``size`` must be a multiple of 256.
+    """
+    if size % (DETAIL_CELL // 2):
+        raise ValueError(f"size must be a multiple of {DETAIL_CELL // 2}, got {size}")
+    n = DETAIL_CELL
+    background = _seamless_texture(data.astronaut(), n)
+    gravel = _seamless_texture(data.gravel(), n)
+    objects = np.clip(1.2 * (gravel - gravel.mean()) + 150.0, 0, 255)
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
+    angle = np.arctan2(yy - n / 2, xx - n / 2)
+    island = np.hypot(yy - n / 2, xx - n / 2) < 160 + 10 * np.sin(5 * angle)
+    details = np.zeros((n, n), bool)
+    for row, col, diameter in (*DETAILS_IN_B, *DETAILS_IN_A):
+        details |= (yy - row) ** 2 + (xx - col) ** 2 <= (diameter / 2) ** 2
+    mask = island ^ details
+    sharp = np.where(details, objects, background)
+    image_a, image_b = _render_cell(sharp, mask, radius)
+    reps = (size + n - 1) // n
+
+    def tile(cell: np.ndarray, dtype: type) -> np.ndarray:
+        return np.ascontiguousarray(np.tile(_cast_like(cell, np.dtype(dtype)), (reps, reps))[:size, :size])
+
+    return DetailScene(
+        image_a=tile(image_a, np.uint8),
+        image_b=tile(image_b, np.uint8),
+        sharp=tile(sharp, np.uint8),
+        mask=tile(mask, bool),
+        details=tile(details, bool),
+    )
+
+
+#: Widths (pixels) of the thin in-focus structures of :func:`render_thin_scene`.
+THIN_WIDTHS = (2, 3, 4, 6, 8)
+
+
+@dataclass
+class ThinScene(SyntheticPair):
+    """A :class:`SyntheticPair` with the thin structures' pixels and the defocus-spread band
+    (background pixels that B's blurred foreground spills over)."""
+
+    thin: np.ndarray = None  # type: ignore[assignment]
+    halo: np.ndarray = None  # type: ignore[assignment]
+
+
+def render_thin_scene(
+    size: int = 384, *, radius: float = 4.0, widths: tuple[int, ...] = THIN_WIDTHS
+) -> ThinScene:
+    """Thin bright structures and a bright occluder, sharp in A, before a textured background
+    sharp in B (grey uint8, ``size``×``size``).
+
+    Straight wires of the given ``widths`` at several angles, one curved stem 3 px wide and a
+    bright round occluder. Two-layer lens model: A shows the foreground sharp over the
+    blurred background; B shows the background sharp, attenuated where the foreground's
+    blur covers it, plus the foreground's blurred light, which spreads over the background
+    next to it (the defocus spread effect). Periodic borders. In the spread band
+    (``halo``) neither image is right; A's blurred background is the nearer one where the
+    glow is strong.
+    """
+    n = size
+    texture = _seamless_texture(data.astronaut(), n)
+    background = 0.6 * (texture - texture.mean()) + 95.0  # darker and calmer than the objects
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
+    thin = np.zeros((n, n), bool)
+    angles = np.linspace(0.15, np.pi - 0.15, len(widths), endpoint=True)
+    for k, (width, angle) in enumerate(zip(widths, angles, strict=True)):
+        cy, cx = n * (0.2 + 0.6 * k / max(1, len(widths) - 1)), n * 0.35
+        distance = np.abs(-(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle))
+        along = np.abs((xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle))
+        thin |= (distance < width / 2) & (along < n * 0.12)
+    stem = np.abs(xx - (0.62 * n + 0.05 * n * np.sin(yy / n * 2 * np.pi * 1.5))) < 1.5
+    thin |= stem & (yy > 0.1 * n) & (yy < 0.9 * n)
+    occluder = np.hypot(yy - 0.5 * n, xx - 0.85 * n) < 0.09 * n
+    foreground = thin | occluder
+    stripes = 20.0 * np.sin(xx / 3.0) * np.sin(yy / 5.0)  # the objects' own fine texture
+    front = np.where(foreground, 200.0 + stripes, 0.0)
+    sharp = np.where(foreground, front, background)
+    soft = _wrap_defocus(foreground.astype(np.float64), radius)
+    image_a = np.where(foreground, front, _wrap_defocus(background, radius))
+    image_b = _wrap_defocus(front, radius) + (1.0 - soft) * background
+    return ThinScene(
+        image_a=_cast_like(image_a, np.dtype(np.uint8)),
+        image_b=_cast_like(image_b, np.dtype(np.uint8)),
+        sharp=_cast_like(sharp, np.dtype(np.uint8)),
+        mask=foreground,
+        thin=thin,
+        halo=(soft > 0.02) & ~foreground,
+    )

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from skimage import morphology
 
+from acnn_fusion.core.decision import override_by_fine_measure, remove_unconfident_regions
 from acnn_fusion.core.imageops import SUPPORTED_DTYPES, joint_unit_range, to_grey
 from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, select_device
 from acnn_fusion.core.model import PATCH_SIZE
@@ -17,17 +17,32 @@ from acnn_fusion.options import PRESET_NAMES, FusionOptions, option_names
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """Decision parameters.
+    """Decision parameters (defaults measured in ``docs/quality.md``).
 
-    ``threshold`` is β; ``min_region`` a fraction of the image area; ``refine_radius``
-    (pixels, 0 = off) and ``refine_window`` control :func:`refine_boundary`. Defaults are
-    the best measured on Lytro-20 (``docs/quality.md``).
+    - ``threshold`` (β): focus-map level above which a pixel goes to A.
+    - ``min_region_px``: regions of either source smaller than this many pixels are
+      handed to the other source, unless the focus map is confident about them (next).
+      Pixels, not a share of the image, so the result does not depend on image size;
+      the default, 4096 px (64×64, sixteen 16×16 patches), is tied to the patch scale
+      (capped at a quarter of the image).
+    - ``region_confidence``: a small region whose focus-map margin |2S − 1| exceeds this
+      somewhere is kept at any size; 1.0 = never (every small region goes).
+    - ``min_region``: the paper's rule, a minimum region as a fraction of the image area
+      (0 = off). Where both are set, the larger minimum applies.
+    - ``refine_radius`` (pixels, 0 = off) and ``refine_window``: :func:`refine_boundary`.
+    - ``detail_margin``: where the fine focus measure (Laplacian energy in a
+      ``refine_window``-pixel window) prefers one source by more than this relative
+      margin, it overrides the patch decision (details and thin structures smaller than
+      a patch); 1.0 = off.
     """
 
     threshold: float = 0.5
-    min_region: float = 0.01
+    min_region: float = 0.0
     refine_radius: int = 4
     refine_window: int = 5
+    min_region_px: int = 4096
+    region_confidence: float = 0.9
+    detail_margin: float = 0.5
 
     def __post_init__(self) -> None:
         if self.refine_radius < 0 or self.refine_window < 1:
@@ -36,19 +51,42 @@ class FusionSettings:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
         if not 0.0 <= self.min_region < 1.0:
             raise ValueError(f"min_region must be a fraction in [0, 1), got {self.min_region}")
+        if self.min_region_px < 0:
+            raise ValueError(f"min_region_px must be ≥ 0 pixels, got {self.min_region_px}")
+        if not 0.0 <= self.region_confidence <= 1.0:
+            raise ValueError(f"region_confidence must lie in [0, 1], got {self.region_confidence}")
+        if not 0.0 < self.detail_margin <= 1.0:
+            raise ValueError(f"detail_margin must lie in (0, 1], got {self.detail_margin}")
+
+    def min_region_size(self, image_area: int) -> int:
+        """The minimum region in pixels for an image of ``image_area`` pixels: the larger
+        of the two rules, but never more than a quarter of the image (on images under
+        128×128 px a pixel minimum could otherwise swap the whole image)."""
+        return min(max(int(self.min_region * image_area), self.min_region_px), image_area // 4)
 
 
-#: Named settings. ``paper`` is Du & Gao (2018): β = 0.9, 1 % small-region removal, no refinement.
+#: Named settings. ``paper`` is Du & Gao (2018): β = 0.9, every region under 1 % of the image
+#: removed, no refinement, no fine override.
 PRESETS: dict[str, FusionSettings] = {
     "default": FusionSettings(),
-    "paper": FusionSettings(threshold=0.9, min_region=0.01, refine_radius=0),
+    "paper": FusionSettings(
+        threshold=0.9,
+        min_region=0.01,
+        refine_radius=0,
+        min_region_px=0,
+        region_confidence=1.0,
+        detail_margin=1.0,
+    ),
 }
 
 
 def resolve_settings(
-    preset: str = "default", threshold: float | None = None, min_region: float | None = None
+    preset: str = "default",
+    threshold: float | None = None,
+    min_region: float | None = None,
+    min_region_px: int | None = None,
 ) -> FusionSettings:
-    """A preset's settings with ``threshold``/``min_region`` overridden where given."""
+    """A preset's settings with ``threshold``/``min_region``/``min_region_px`` overridden where given."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     assert set(PRESETS) == set(PRESET_NAMES)  # the options model lists the same names
@@ -57,6 +95,7 @@ def resolve_settings(
         base,
         threshold=base.threshold if threshold is None else threshold,
         min_region=base.min_region if min_region is None else min_region,
+        min_region_px=base.min_region_px if min_region_px is None else min_region_px,
     )
 
 
@@ -102,18 +141,16 @@ def validate_pair(image_a: object, image_b: object) -> tuple[np.ndarray, np.ndar
 
 
 def decide(focus_map: np.ndarray, settings: FusionSettings = PRESETS["default"]) -> np.ndarray:
-    """Steps 2–3: threshold the focus map, then drop small regions of either kind.
+    """Steps 2–3: threshold the focus map, then drop small unconfident regions of either kind.
 
-    Regions of A smaller than ``min_region`` of the image are given to B and holes in A
-    smaller than that are filled, so the result is symmetric under swapping A and B
-    (with threshold 0.5). Returns a bool (Y, X) map, True = take A.
+    Regions of A smaller than ``settings.min_region_size`` are given to B and holes in A
+    smaller than that are filled, except where the focus map is confident about them
+    (``region_confidence``), so the result is symmetric under swapping A and B (with
+    threshold 0.5). Returns a bool (Y, X) map, True = take A.
     """
     binary = focus_map > settings.threshold
-    min_size = int(settings.min_region * focus_map.size)
-    if min_size < 1:
-        return binary
-    refined = morphology.remove_small_objects(binary, max_size=min_size)
-    return morphology.remove_small_holes(refined, max_size=min_size)
+    min_size = settings.min_region_size(focus_map.size)
+    return remove_unconfident_regions(binary, focus_map, min_size, settings.region_confidence)
 
 
 def refine_boundary(
@@ -177,14 +214,19 @@ def fuse_from_focus_map(
     settings: FusionSettings,
     grey: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FusionResult:
-    """Steps 2–4 from a focus map: decide, refine the boundary, blend. No network runs,
-    so an interactive threshold can call this on a cached focus map. ``grey``: the pair's
-    :func:`grey_pair`, if the caller has it already."""
+    """Steps 2–4 from a focus map: decide, refine the boundary, let the fine focus measure
+    override it where it is clear, blend. No network runs, so an interactive threshold can
+    call this on a cached focus map. ``grey``: the pair's :func:`grey_pair`, if the caller
+    has it already."""
     decision_map = decide(focus_map, settings)
-    if settings.refine_radius > 0:
+    if settings.refine_radius > 0 or settings.detail_margin < 1.0:
         grey_a, grey_b = grey if grey is not None else grey_pair(image_a, image_b)
-        decision_map = refine_boundary(
-            decision_map, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
+        if settings.refine_radius > 0:
+            decision_map = refine_boundary(
+                decision_map, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
+            )
+        decision_map = override_by_fine_measure(
+            decision_map, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
         )
     return FusionResult(
         fused=blend(image_a, image_b, decision_map),
@@ -207,8 +249,9 @@ def fuse_pair(
     ``image_a``/``image_b``: (Y, X) or (Y, X, 3|4), uint8, uint16, float32 or float64, same
     shape and dtype. ``options`` (:class:`~acnn_fusion.options.FusionOptions`, default
     settings if omitted) with ``changes`` applied, e.g. ``fuse_pair(a, b, threshold=0.7,
-    precision="fp32")``: β and the minimum region override the ``preset`` (``default`` or
-    ``paper``); ``precision`` ``auto`` uses bf16 where the device has it natively, ``fp32`` is
+    precision="fp32")``: β and the minimum region (``min_region_px`` pixels, or the paper's
+    ``min_region`` fraction of the image) override the ``preset`` (``default`` or ``paper``);
+    ``precision`` ``auto`` uses bf16 where the device has it natively, ``fp32`` is
     bit-reproducible. Returns a :class:`FusionResult`; ``fused`` has the inputs' shape and
     dtype and every pixel is copied from A or B.
     """

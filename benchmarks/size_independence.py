@@ -1,0 +1,127 @@
+"""Decisions that do not depend on image size (issue 18): one scene rendered at several sizes.
+
+    .venv/bin/python benchmarks/size_independence.py [--sizes 512 1024 2048 4096 8192] [--out docs/results]
+
+The scene (``acnn_fusion.synthetic.render_detail_scene``) tiles one seamless 512×512 cell:
+a central island sharp in A, the rest sharp in B, and round objects 10–100 px across sharp
+in the image that is *not* focused around them. Content and pixel scale are the same at
+every size, so a size-independent decision scores the same everywhere. Each size runs in
+its own process (``fuse_pair``, fp32, CPU), which reports its peak resident memory; the
+older rules are re-decided from the same focus map. Writes ``size_independence.{csv,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: The rules compared: today's default, the default before issue 18 (1 % of the image, no
+#: confidence gate, no fine override) and the paper preset.
+RULES = {
+    "default": {},
+    "before (1 % rule)": {
+        "min_region": 0.01,
+        "min_region_px": 0,
+        "region_confidence": 1.0,
+        "detail_margin": 1.0,
+    },
+    "paper": None,
+}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def scores(scene, decision: np.ndarray, fused: np.ndarray) -> dict[str, float]:
+    """Decision accuracy on textured pixels, PSNR, and the details' share from their sharp source."""
+    from scipy import ndimage
+    from skimage.metrics import peak_signal_noise_ratio
+
+    grey = scene.sharp.astype(np.float32)
+    mean = ndimage.uniform_filter(grey, 7)
+    textured = np.sqrt(np.maximum(ndimage.uniform_filter(grey * grey, 7) - mean * mean, 0)) > 4.0
+    objects, holes = scene.details & scene.mask, scene.details & ~scene.mask
+    right = decision == scene.mask
+    return {
+        "decision_accuracy": float(right[textured].mean()),
+        "PSNR": float(peak_signal_noise_ratio(scene.sharp, fused, data_range=255)),
+        "details_sharp": float(right[scene.details].mean()),
+        "objects_in_B_sharp": float(right[objects].mean()),
+        "holes_in_A_sharp": float(right[holes].mean()),
+    }
+
+
+def one_size(size: int) -> list[dict]:
+    """Run in a child process: fuse the scene at ``size``, report scores and memory."""
+    from dataclasses import replace
+
+    from acnn_fusion.core.pipeline import PRESETS, fuse_from_focus_map, fuse_pair
+    from acnn_fusion.synthetic import render_detail_scene
+
+    scene = render_detail_scene(size)
+    before = _current_rss_mb()
+    start = time.perf_counter()
+    result = fuse_pair(scene.image_a, scene.image_b, device="cpu", precision="fp32")
+    seconds = time.perf_counter() - start
+    peak = _rss_mb()
+    rows = []
+    for rule, changes in RULES.items():
+        settings = PRESETS["paper"] if changes is None else replace(PRESETS["default"], **changes)
+        if rule == "default":
+            decided = result
+        else:
+            decided = fuse_from_focus_map(scene.image_a, scene.image_b, result.focus_map, settings)
+        row = {"size": size, "rule": rule, **scores(scene, decided.decision_map, decided.fused)}
+        if rule == "default":
+            row |= {"seconds": seconds, "rss_before_MB": before, "peak_rss_MB": peak}
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    parser.add_argument("--out", type=Path, default=REPO / "docs/results")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one_size(args.child)))
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    from quality_pairs import _write
+
+    rows: list[dict] = []
+    for size in args.sizes:
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(size)], capture_output=True, text=True, check=True
+        )
+        new = json.loads(child.stdout.strip().splitlines()[-1])
+        for row in new:
+            print(row, flush=True)
+        rows += new
+    keys = ["seconds", "rss_before_MB", "peak_rss_MB"]
+    rows = [{**r, **{k: r.get(k, float("nan")) for k in keys}} for r in rows]
+    _write(
+        sorted(rows, key=lambda r: (list(RULES).index(r["rule"]), r["size"])), args.out / "size_independence"
+    )
+
+
+if __name__ == "__main__":
+    main()
