@@ -52,6 +52,16 @@ REAL = [
 ]
 SYNTHETIC = ["stack1024x16", "stack1024x64", "pair2048", "pair4096"]
 QUICK = ["metallographic_1_1", "lightsheet", "stack1024x16", "pair2048"]
+#: start-up only: what every run of ours pays before any work (imports), whole processes
+STARTUP = {
+    "python": "pass",
+    "import numpy, scipy.ndimage, skimage": (
+        "import numpy, scipy.ndimage, skimage.morphology, skimage.registration"
+    ),
+    "import torch": "import torch",
+    "import acnn_fusion.core.stack": "import acnn_fusion.core.stack",
+    "import acnn_fusion.cli": "import acnn_fusion.cli",
+}
 
 
 class Case:
@@ -165,6 +175,7 @@ def main() -> None:
     parser.add_argument("--full-gacn", action="store_true", help="all 65 gacn slices")
     parser.add_argument("--busy", type=int, default=0, help="busy processes running meanwhile")
     parser.add_argument("--name", default="peers")
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up (import) rows")
     args = parser.parse_args()
     if args.quick:
         args.cases, args.repeats = QUICK, 2
@@ -186,6 +197,20 @@ def main() -> None:
                     row = {
                         "case": case.name,
                         "runner": runner,
+                        "round": round_index,
+                        "seconds": round(timed.seconds, 3),
+                        "peak_rss_mb": round(timed.peak_rss_mb, 1),
+                        "load1": round(timed.load1, 2),
+                        "rc": timed.returncode,
+                    }
+                    rows.append(row)
+                    print(row, flush=True)
+            if not args.no_startup:
+                for label, code in STARTUP.items():
+                    timed = wp.run_timed([wp.sys.executable, "-c", code], wp.ours_env())
+                    row = {
+                        "case": "startup",
+                        "runner": label,
                         "round": round_index,
                         "seconds": round(timed.seconds, 3),
                         "peak_rss_mb": round(timed.peak_rss_mb, 1),
@@ -281,6 +306,20 @@ def write(args: argparse.Namespace, info: dict, cases: list, rows: list[dict]) -
             f"{cell(t, 'ours_over_focus-stack')} | {cell(t, 'ours_over_enfuse')} | {rss} | "
             f"{t['load_median']} |"
         )
+    startup = [r for r in rows if r["case"] == "startup" and r["rc"] == 0]
+    if startup:
+        lines += [
+            "",
+            "Start-up (a fresh Python process that only imports):",
+            "",
+            "| process | median s | peak RSS MB |",
+            "|---|---|---|",
+        ]
+        for label in STARTUP:
+            mine = [r for r in startup if r["runner"] == label]
+            if mine:
+                median = statistics.median(r["seconds"] for r in mine)
+                lines.append(f"| `{label}` | {median:.2f} | {max(r['peak_rss_mb'] for r in mine):.0f} |")
     lines.append("")
     lines.append(
         "Seconds per megapixel·slice (least-squares slope over the stack cases): "
