@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from copy import deepcopy
 from pathlib import Path
 
@@ -77,11 +78,35 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+@contextlib.contextmanager
+def _ieee_fp32_convolutions() -> Iterator[None]:
+    """cuDNN convolutions in full fp32: by default torch lets them round inputs to TF32."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """Mixed-precision context for ``dtype`` on ``device`` (a no-op for fp32)."""
+    """Mixed-precision context for ``dtype`` on ``device``; for fp32, IEEE fp32 (no TF32 on CUDA)."""
     if dtype == torch.float32:
-        return contextlib.nullcontext()
+        return _ieee_fp32_convolutions() if device.type == "cuda" else contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def thread_settings() -> dict[str, object]:
+    """How the CPU runs the network: torch threads, OpenMP wait policy, usable CPUs (for reports)."""
+    from acnn_fusion import core
+
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "usable_cpus": core.usable_cpus(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+        "set_by_acnn_fusion": dict(core.OPENMP_DEFAULTS_APPLIED),
+    }
 
 
 def score_tiles(height: int, width: int, tile: int, halo: int = 0) -> list[tuple[slice, slice, slice, slice]]:
