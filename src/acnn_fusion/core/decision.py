@@ -23,38 +23,35 @@ from scipy import ndimage
 ENERGY_FLOOR = 1e-3
 
 
-def region_confidence_peaks(labels: np.ndarray, count: int, margin: np.ndarray) -> np.ndarray:
-    """Per label 0 … count, the largest ``margin`` inside it (label 0 gets 1)."""
-    peaks = np.asarray(ndimage.maximum(margin, labels, np.arange(count + 1)), dtype=np.float64)
-    peaks[0] = 1.0
-    return peaks
-
-
 def remove_unconfident_regions(
     binary: np.ndarray, focus_map: np.ndarray, min_size: int, confidence: float
 ) -> np.ndarray:
     """Hand regions of at most ``min_size`` pixels to the other source unless confident.
 
-    Regions of A (True) first, then regions of B (holes), as the paper's clean-up does.
-    A region is confident where its focus map margin |2S − 1| exceeds ``confidence``
-    somewhere (``confidence`` ≥ 1: no region is, every small region goes). Returns a new
-    bool map.
+    Regions of A (True) first, then regions of B (holes), as the paper's clean-up does
+    (4-connected, as scikit-image's). A region is confident where its focus-map margin
+    |2S − 1| exceeds ``confidence`` somewhere (``confidence`` ≥ 1: no region is, every
+    small region goes). Returns a new bool map.
     """
     out = binary.copy()
     if min_size < 1:
         return out
-    margin = np.abs(2.0 * focus_map.astype(np.float32) - 1.0)
+    # |2S − 1| > c  ⇔  S > (1 + c)/2 or S < (1 − c)/2; bool, not a float margin map
+    confident = None
+    if confidence < 1.0:
+        confident = (focus_map > (1.0 + confidence) / 2) | (focus_map < (1.0 - confidence) / 2)
     for value in (True, False):
-        labels, count = ndimage.label(out == value)  # 4-connected, as skimage
+        labels, count = ndimage.label(out == value)
         if count == 0:
             continue
-        area = np.bincount(labels.ravel(), minlength=count + 1)
-        flip = area <= min_size
-        if confidence < 1.0:
-            flip &= region_confidence_peaks(labels, count, margin) <= confidence
+        flip = np.bincount(labels.ravel(), minlength=count + 1) <= min_size
         flip[0] = False
+        if confident is not None and flip.any():
+            # confident pixels per region; only their labels are gathered
+            flip &= np.bincount(labels[confident], minlength=count + 1) == 0
         if flip.any():
             out[flip[labels]] = not value
+        del labels
     return out
 
 
