@@ -60,7 +60,7 @@ VARIANTS: dict[str, dict] = {
     "pyramid-soft4": {"mode": "pyramid", "soften": 4.0},
 }
 #: the variants shown in the seam montages
-VARIANTS_SHOWN = ["copy", "pyramid", "pyramid-soft4"]
+VARIANTS_SHOWN = ["copy", "pyramid", "pyramid-L2", "pyramid-soft2"]
 
 
 def _scale(dtype: np.dtype) -> float:
@@ -205,7 +205,9 @@ def _local_sd(grey: np.ndarray, size: int = 9) -> np.ndarray:
 
 
 def seam_scores(fused: np.ndarray, depth: np.ndarray, flat: np.ndarray) -> dict[str, float]:
-    """Mean |step| across depth boundaries vs within one slice, both inside the flat region."""
+    """Mean |step| across depth boundaries vs within one slice, both inside the flat region, and
+    ``flat_blotch``: RMS of the band-pass (Gaussian σ 3 px minus σ 24 px) of the fused grey over
+    the flat region, which sees soft-edged patches that a step measure misses (method-independent)."""
     grey = _grey(fused)
     boundary_steps, interior_steps = [], []
     for axis in (0, 1):
@@ -215,10 +217,12 @@ def seam_scores(fused: np.ndarray, depth: np.ndarray, flat: np.ndarray) -> dict[
         boundary_steps.append(step[crosses & both_flat])
         interior_steps.append(step[~crosses & both_flat])
     boundary, interior = np.concatenate(boundary_steps), np.concatenate(interior_steps)
+    band = ndimage.gaussian_filter(grey, 3.0) - ndimage.gaussian_filter(grey, 24.0)
     return {
         "flat_boundary_step": float(boundary.mean()),
         "flat_interior_step": float(interior.mean()),
         "seam_ratio": float(boundary.mean() / interior.mean()),
+        "flat_blotch": float(np.sqrt(np.mean(band[flat] ** 2))),
     }
 
 
@@ -272,10 +276,17 @@ def seams(shared: Path, out: Path, images: Path) -> None:
         "neighbours of one slice, both inside flat regions (9×9 local SD of the stack's mean grey below "
         "its 30th percentile); 1 = the boundary is invisible in flat regions. Steps in grey levels "
         "(0–255). enfuse has its own seams, which this measure (at the ACNN's boundaries) does not see; "
-        "its `flat_interior_step` is comparable (flat-region roughness).",
+        "its `flat_interior_step` is comparable (flat-region roughness). `new_values_%`: pixels whose "
+        "value (all channels) is in no slice at that position. `flat_blotch`: RMS of the band-pass "
+        "(Gaussian σ 3 px − σ 24 px) of the fused grey over the flat region: soft-edged patches that "
+        "the step measure misses; it does not depend on the depth map, so enfuse's is comparable.",
         "",
-        "| stack | method | flat_boundary_step | flat_interior_step | seam_ratio | new_values_% |",
-        "|---|---|---|---|---|---|",
+        "Montages: rows = the 4 flat windows (64×64, shown 4×) where the copy's boundary steps are "
+        "largest; columns = "
+        + " | ".join([*VARIANTS_SHOWN, "enfuse (if installed)", "ACNN depth map"])
+        + "; one contrast stretch per row (the copy crop's 1–99 %), so steps look stronger than at "
+        "normal contrast.",
+        "",
     ]
     csv_rows = []
     for case in cases:
@@ -291,19 +302,24 @@ def seams(shared: Path, out: Path, images: Path) -> None:
             mean_grey += _grey(plane) / len(stack)
         sd = _local_sd(mean_grey)
         flat = sd < np.percentile(sd, 30)
-        methods = {
-            v: compose_stack(stack, depth, **VARIANTS[v]) for v in ("copy", "pyramid", "pyramid-soft4")
-        }
+        methods = {v: compose_stack(stack, depth, **VARIANTS[v]) for v in VARIANTS_SHOWN}
         if enfuse_available():
             methods["enfuse"] = enfuse(stack)
         stem = case.replace("/", "_").removesuffix(".tif")
+        lines += [
+            f"## {case} ({' × '.join(map(str, stack.shape))}, {stack.dtype})",
+            "",
+            "| method | flat_boundary_step | flat_interior_step | seam_ratio | flat_blotch | new_values_% |",
+            "|---|---|---|---|---|---|",
+        ]
         for method, fused in methods.items():
             scores = seam_scores(fused, depth, flat)
             new = 100.0 * _new_values(fused, stack)
             csv_rows.append({"stack": case, "method": method, **scores, "new_values_%": new})
             lines.append(
-                f"| {case} | {method} | {scores['flat_boundary_step']:.3f} | "
-                f"{scores['flat_interior_step']:.3f} | {scores['seam_ratio']:.3f} | {new:.1f} |"
+                f"| {method} | {scores['flat_boundary_step']:.3f} | "
+                f"{scores['flat_interior_step']:.3f} | {scores['seam_ratio']:.3f} | "
+                f"{scores['flat_blotch']:.3f} | {new:.1f} |"
             )
             print(case, method, scores, f"new {new:.1f} %", flush=True)
         size, zoom = 64, 4
@@ -321,26 +337,30 @@ def seams(shared: Path, out: Path, images: Path) -> None:
             name = f"composition_{stem}.png"
             write_image(images / name, np.round(montage * 255).astype(np.uint8))
             lines += ["", f"![{case}: {' | '.join([*methods, 'depth'])}](../images/{name})", ""]
-    lines.insert(
-        8,
-        "Montages: rows = the 4 flat windows (64×64, shown 4×) where the copy's boundary steps are "
-        "largest; columns = "
-        + " | ".join([*VARIANTS_SHOWN, "enfuse (if installed)", "ACNN depth map"])
-        + "; one contrast stretch per row (the copy crop's 1–99 %).",
-    )
     _write(csv_rows, out / "composition_seams")  # CSV (and a plain table)
     (out / "composition_seams.md").write_text("\n".join(lines) + "\n")
 
 
 def speed(out: Path) -> None:
-    """Composition time alone on a 32 × 1024² grey uint8 stack whose depth switches often."""
+    """Composition time on a 32 × 1024² grey uint8 stack whose depth switches often, next to
+    the time of ``fuse_stack`` on the same stack."""
     rng = np.random.default_rng(0)
     n_slices, size = 32, 1024
     stack = rng.integers(0, 256, (n_slices, size, size), dtype=np.uint8)
     field = ndimage.gaussian_filter(rng.standard_normal((size, size)), 24)
     depth = np.clip((field - field.min()) / np.ptp(field) * n_slices, 0, n_slices - 1).astype(np.uint16)
     rows = []
-    for variant in ("copy", "pyramid", "pyramid-soft4"):
+    start = time.perf_counter()
+    fuse_stack(stack)  # the fold itself (default precision), for scale
+    rows.append(
+        {
+            "case": f"{n_slices}x{size}x{size} grey uint8",
+            "method": "fuse_stack (fold + copy)",
+            "slices_used": n_slices,
+            "seconds": time.perf_counter() - start,
+        }
+    )
+    for variant in ("copy", "pyramid", "pyramid-soft2"):
         start = time.perf_counter()
         compose_stack(stack, depth, **VARIANTS[variant])
         rows.append(

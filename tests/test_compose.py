@@ -8,6 +8,9 @@ from scipy import ndimage
 from skimage import data
 
 from acnn_fusion.core.compose import (
+    _KERNEL,
+    _expand,
+    _reduce,
     auto_levels,
     collapse,
     compose_pair,
@@ -30,6 +33,26 @@ def _half_map(shape):
     decision = np.zeros(shape, bool)
     decision[:, : shape[1] // 2] = True
     return decision
+
+
+def _reference_reduce(image):
+    smooth = ndimage.correlate1d(image, _KERNEL, axis=0, mode="mirror")
+    return ndimage.correlate1d(smooth, _KERNEL, axis=1, mode="mirror")[::2, ::2]
+
+
+def _reference_expand(image, shape):
+    zeros = np.zeros((shape[0], shape[1], *image.shape[2:]))
+    zeros[::2, ::2] = image
+    rows = ndimage.correlate1d(zeros, 2 * _KERNEL, axis=0, mode="mirror")
+    return ndimage.correlate1d(rows, 2 * _KERNEL, axis=1, mode="mirror")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (3, 4), (5, 6), (7, 9), (8, 8, 3), (17, 30)])
+def test_reduce_and_expand_match_the_zero_filled_filter(shape):
+    image = _random_image(shape, np.float64)
+    small = _reduce(image)
+    np.testing.assert_allclose(small, _reference_reduce(image), atol=1e-12)
+    np.testing.assert_allclose(_expand(small, shape[:2]), _reference_expand(small, shape[:2]), atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (64, 48, 3), (101, 17)])

@@ -50,24 +50,72 @@ def auto_levels(shape: Sequence[int]) -> int:
     return levels
 
 
+def _along(array: np.ndarray, index: slice, axis: int) -> np.ndarray:
+    """``array[..., index, ...]`` with ``index`` on ``axis`` (0 or 1)."""
+    return array[index] if axis == 0 else array[:, index]
+
+
+def _reduce_axis(image: np.ndarray, axis: int) -> np.ndarray:
+    """Low-pass with the 5-tap kernel along ``axis`` at every second sample: ⌈n/2⌉ samples.
+
+    Mirror boundaries (… x2 x1 | x0 x1 x2 …); only the kept samples are computed.
+    """
+    n = image.shape[axis]
+    if n < 3:  # too short to mirror twice: filter everything, then subsample
+        smooth = ndimage.correlate1d(image, _KERNEL.astype(image.dtype), axis=axis, mode="mirror")
+        return np.ascontiguousarray(_along(smooth, slice(None, None, 2), axis))
+    kept = -(-n // 2)
+    padded = np.concatenate(
+        [
+            _along(image, slice(2, 3), axis),
+            _along(image, slice(1, 2), axis),
+            image,
+            _along(image, slice(n - 2, n - 1), axis),
+            _along(image, slice(n - 3, n - 2), axis),
+        ],
+        axis=axis,
+    )
+
+    def tap(offset: int) -> np.ndarray:
+        return _along(padded, slice(offset, offset + 2 * kept - 1, 2), axis)
+
+    dtype = image.dtype.type
+    return (tap(0) + tap(4)) * dtype(1 / 16) + (tap(1) + tap(3)) * dtype(4 / 16) + tap(2) * dtype(6 / 16)
+
+
+def _expand_axis(image: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Inverse of the subsampling in :func:`_reduce_axis` along ``axis``, to ``size`` samples:
+    zeros between the samples, interpolated with twice the kernel (mirror boundaries), computed
+    as its two phases: even outputs (x[i−1] + 6·x[i] + x[i+1])/8, odd ones (x[i] + x[i+1])/2."""
+    n = image.shape[axis]
+    if n < 2:
+        rows = np.zeros((*image.shape[:axis], size, *image.shape[axis + 1 :]), image.dtype)
+        _along(rows, slice(None, None, 2), axis)[...] = image
+        return ndimage.correlate1d(rows, (2.0 * _KERNEL).astype(image.dtype), axis=axis, mode="mirror")
+    # the zero-filled signal mirrored at its ends: x[-1] = x[1]; past the end x[n] = x[n-2] (odd
+    # size) or x[n-1] (even size, where the last output sample is a zero)
+    right = slice(n - 2, n - 1) if size % 2 else slice(n - 1, n)
+    padded = np.concatenate([_along(image, slice(1, 2), axis), image, _along(image, right, axis)], axis=axis)
+    dtype = image.dtype.type
+    even = (_along(padded, slice(0, n), axis) + _along(padded, slice(2, n + 2), axis)) * dtype(
+        1 / 8
+    ) + _along(padded, slice(1, n + 1), axis) * dtype(6 / 8)
+    half = size // 2
+    odd = (_along(padded, slice(1, half + 1), axis) + _along(padded, slice(2, half + 2), axis)) * dtype(0.5)
+    out = np.empty((*image.shape[:axis], size, *image.shape[axis + 1 :]), image.dtype)
+    _along(out, slice(0, None, 2), axis)[...] = even
+    _along(out, slice(1, None, 2), axis)[...] = odd
+    return out
+
+
 def _reduce(image: np.ndarray) -> np.ndarray:
     """Low-pass with the 5-tap kernel and keep every second row and column: ⌈n/2⌉ per axis."""
-    kernel = _KERNEL.astype(image.dtype)
-    smooth = ndimage.correlate1d(image, kernel, axis=0, mode="mirror")
-    smooth = ndimage.correlate1d(smooth[::2], kernel, axis=1, mode="mirror")
-    return np.ascontiguousarray(smooth[:, ::2])
+    return _reduce_axis(_reduce_axis(image, 0), 1)
 
 
 def _expand(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Inverse of the subsampling in :func:`_reduce`: zeros between samples, then interpolate
-    with twice the kernel, to ``shape`` (Y, X) (odd sizes included)."""
-    kernel = (2.0 * _KERNEL).astype(image.dtype)
-    rows = np.zeros((shape[0], *image.shape[1:]), image.dtype)
-    rows[::2] = image
-    rows = ndimage.correlate1d(rows, kernel, axis=0, mode="mirror")
-    out = np.zeros((shape[0], shape[1], *image.shape[2:]), image.dtype)
-    out[:, ::2] = rows
-    return ndimage.correlate1d(out, kernel, axis=1, mode="mirror")
+    """Inverse of the subsampling in :func:`_reduce`, to ``shape`` (Y, X) (odd sizes included)."""
+    return _expand_axis(_expand_axis(image, 0, shape[0]), 1, shape[1])
 
 
 def gaussian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
