@@ -53,9 +53,9 @@ PEERS = REPO.parent / "shared/peers"
 #: name → keyword arguments of compose_pair / compose_stack
 VARIANTS: dict[str, dict] = {
     "copy": {"mode": "copy"},
-    "pyramid": {"mode": "pyramid"},  # automatic levels (coarsest ≥ 8 px), hard weights
-    "pyramid-L2": {"mode": "pyramid", "levels": 2},
-    "pyramid-L4": {"mode": "pyramid", "levels": 4},
+    "pyramid": {"mode": "pyramid", "soften": 0.0},  # automatic levels (coarsest ≥ 8 px), hard weights
+    "pyramid-L2": {"mode": "pyramid", "levels": 2, "soften": 0.0},
+    "pyramid-L4": {"mode": "pyramid", "levels": 4, "soften": 0.0},
     "pyramid-soft2": {"mode": "pyramid", "soften": 2.0},
     "pyramid-soft4": {"mode": "pyramid", "soften": 4.0},
 }
