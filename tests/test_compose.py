@@ -201,3 +201,18 @@ def test_bad_input_is_refused(call, error):
     image = _random_image((20, 24), np.uint8)
     with pytest.raises(error):
         call(image, _half_map((20, 24)))
+
+
+def test_copy_reproduces_the_pipelines_own_composition(camera_pair):
+    """What fuse_pair / fuse_stack compose today is exactly the copy mode (so either can call it)."""
+    from acnn_fusion import fuse_pair, fuse_stack
+    from acnn_fusion.synthetic import render_stack
+
+    pair = fuse_pair(camera_pair.image_a, camera_pair.image_b, precision="fp32")
+    copied = compose_pair(camera_pair.image_a, camera_pair.image_b, pair.decision_map, mode="copy")
+    np.testing.assert_array_equal(copied, pair.fused)
+    sharp = data.astronaut()[:96, :128]
+    depth = np.broadcast_to(np.linspace(0, 3, 128), (96, 128))
+    stack = render_stack(sharp, depth, 4, radius_per_slice=2.0).stack
+    result = fuse_stack(stack, precision="fp32")
+    np.testing.assert_array_equal(compose_stack(stack, result.depth_map, mode="copy"), result.fused)
