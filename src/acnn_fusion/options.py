@@ -21,6 +21,7 @@ Preset = Literal["default", "paper"]
 Strategy = Literal["features", "pairwise", "pairwise-tree"]
 Precision = Literal["auto", "fp32", "bf16"]
 Kind = Literal["pair", "stack"]
+Composition = Literal["copy", "pyramid"]
 
 PRESET_NAMES: tuple[str, ...] = get_args(Preset)
 #: stack folds: ``features`` (one network pass per slice, scored against the stack's mean),
@@ -29,6 +30,8 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 #: ``auto`` = bf16 where the device computes it natively, else fp32; ``fp32`` = bit-reproducible
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 KINDS: tuple[str, ...] = get_args(Kind)
+#: how the fused image is assembled from the decision/depth map (:mod:`acnn_fusion.core.compose`)
+COMPOSITIONS: tuple[str, ...] = get_args(Composition)
 
 #: Default tile edge in pixels: bounds memory; on the CPU 256 measured faster than 512 and 1024
 #: (docs/performance.md). On a GPU larger tiles may pay.
@@ -107,6 +110,13 @@ class FusionOptions:
         example=0,
         flag="--channel",
     )
+    composition: Composition = _option(
+        "copy",
+        "how the fused image is assembled: copy = every pixel unchanged from one source (exact "
+        "values, the default); pyramid = multi-resolution blending by the decision/depth map (no "
+        "seams in flat regions, but it creates values found in no source)",
+        example="pyramid",
+    )
     device: str = _option("auto", "auto, cpu, cuda, cuda:N or mps", affects_output=False, example="cpu")
     precision: Precision = _option(
         "auto",
@@ -154,7 +164,8 @@ class FusionOptions:
         """The core's decision settings (:class:`~acnn_fusion.core.pipeline.FusionSettings`)."""
         from acnn_fusion.core.pipeline import resolve_settings
 
-        return resolve_settings(self.preset, self.threshold, self.min_region, self.min_region_px)
+        settings = resolve_settings(self.preset, self.threshold, self.min_region, self.min_region_px)
+        return dataclasses.replace(settings, composition=self.composition)
 
     def to_record(self, kind: Kind | None = None) -> dict[str, Any]:
         """JSON-ready values for reports and sidecars, β and min region as resolved.

@@ -28,9 +28,9 @@ import numpy as np
 from scipy import ndimage
 
 from acnn_fusion.core.imageops import SUPPORTED_DTYPES
+from acnn_fusion.options import COMPOSITIONS
 
 #: Composition modes; ``copy`` is the default (every pixel is a measured value).
-COMPOSITIONS = ("copy", "pyramid")
 DEFAULT_COMPOSITION = "copy"
 
 #: Burt & Adelson's 5-tap generating kernel (a = 0.375): binomial [1, 4, 6, 4, 1] / 16.

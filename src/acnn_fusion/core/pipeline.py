@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from acnn_fusion.core.compose import compose_pair
 from acnn_fusion.core.decision import override_by_fine_measure, remove_unconfident_regions
 from acnn_fusion.core.imageops import SUPPORTED_DTYPES, joint_unit_range, to_grey
 from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, select_device
 from acnn_fusion.core.model import PATCH_SIZE
 from acnn_fusion.core.weights import load_model
-from acnn_fusion.options import PRESET_NAMES, FusionOptions, option_names
+from acnn_fusion.options import COMPOSITIONS, PRESET_NAMES, FusionOptions, option_names
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class FusionSettings:
     - ``min_region``: the paper's rule, a minimum region as a fraction of the image area
       (0 = off). Where both are set, the larger minimum applies.
     - ``refine_radius`` (pixels, 0 = off) and ``refine_window``: :func:`refine_boundary`.
+    - ``composition``: how the fused image is assembled (:mod:`acnn_fusion.core.compose`):
+      ``copy`` (every pixel from one source) or ``pyramid`` (multi-resolution blending).
     - ``detail_margin``: where the fine focus measure (Laplacian energy in a
       ``refine_window``-pixel window) prefers one source by more than this relative
       margin, it overrides the patch decision (details and thin structures smaller than
@@ -43,8 +46,11 @@ class FusionSettings:
     min_region_px: int = 4096
     region_confidence: float = 0.9
     detail_margin: float = 0.5
+    composition: str = "copy"
 
     def __post_init__(self) -> None:
+        if self.composition not in COMPOSITIONS:
+            raise ValueError(f"unknown composition {self.composition!r}; choose from {COMPOSITIONS}")
         if self.refine_radius < 0 or self.refine_window < 1:
             raise ValueError("refine_radius must be ≥ 0 and refine_window ≥ 1")
         if not 0.0 <= self.threshold <= 1.0:
@@ -196,8 +202,7 @@ def refine_boundary(
 
 def blend(image_a: np.ndarray, image_b: np.ndarray, decision_map: np.ndarray) -> np.ndarray:
     """Step 4: F = D·A + (1−D)·B, copying source pixels exactly (every channel)."""
-    mask = decision_map if image_a.ndim == 2 else decision_map[..., None]
-    return np.where(mask, image_a, image_b)
+    return compose_pair(image_a, image_b, decision_map, mode="copy")
 
 
 def grey_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +234,7 @@ def fuse_from_focus_map(
             decision_map, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
         )
     return FusionResult(
-        fused=blend(image_a, image_b, decision_map),
+        fused=compose_pair(image_a, image_b, decision_map, mode=settings.composition),
         focus_map=focus_map,
         decision_map=decision_map,
         settings=settings,
