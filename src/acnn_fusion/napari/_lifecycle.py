@@ -8,11 +8,14 @@ callback reaches a deleted Qt object.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QApplication
+
+_log = logging.getLogger(__name__)
 
 
 class _CloseWatcher(QObject):
@@ -64,7 +67,10 @@ def on_close(viewer: Any, widget: QObject | None, callback: Callable[[], None]) 
                 app.aboutToQuit.disconnect(once)
             except (TypeError, RuntimeError):
                 pass
-        callback()
+        try:
+            callback()
+        except Exception:
+            _log.debug("cleanup after close failed", exc_info=True)
 
     target = main_window(viewer)
     if target is not None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.utils.progress import cancelable_progress
 from qtpy.QtCore import QObject, Signal
 
@@ -61,6 +61,7 @@ class FusionRunner:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.synchronous: bool | None = None  # None: follow $ACNN_FUSION_SYNC
+        self.label = "Focus fusion"  # how notifications name the work
         self._on_state = on_state
         self._on_progress = on_progress
         self._cancel = threading.Event()
@@ -194,11 +195,12 @@ class FusionRunner:
 
     def _report(self, exc: BaseException, on_error: Callable[[BaseException], None] | None) -> None:
         if isinstance(exc, Cancelled):
-            show_info("Focus fusion cancelled.")
+            show_info(f"{self.label} cancelled.")
+        elif isinstance(exc, (ValueError, TypeError, FileNotFoundError)):
+            show_warning(f"{self.label} not run: {_message(exc)}")  # the input, not a fault
         else:
-            if not isinstance(exc, (ValueError, TypeError)):
-                _log.error("focus fusion failed", exc_info=exc)
-            show_error(f"Focus fusion failed: {_message(exc)}")
+            _log.error("%s failed", self.label, exc_info=exc)
+            show_error(f"{self.label} failed: {_message(exc)}")
         if on_error is not None:
             on_error(exc)
 

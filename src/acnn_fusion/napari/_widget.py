@@ -290,9 +290,12 @@ class FocusFusionWidget(TuningMixin, Container):
         if not self._alive:
             return
         self._alive = False
-        self._live_timer.stop()
         self.runner.shutdown()
         self.live.shutdown()
+        try:
+            self._live_timer.stop()
+        except RuntimeError:  # Qt deleted it already (application exit)
+            pass
         for emitter, callback in self._connections:
             emitter.disconnect(callback)
         for layer in self._viewer.layers:
