@@ -100,7 +100,7 @@ class BatchFusionWidget(Container):
         self.cancel_button.changed.connect(self._on_cancel_clicked)
         self.open_button.changed.connect(self._on_open_clicked)
         if napari_viewer is not None:
-            on_close(napari_viewer, self.native, self._close_down)
+            on_close(napari_viewer, self._close_down)
 
     def _on_run_clicked(self, *_args) -> None:
         self.run()

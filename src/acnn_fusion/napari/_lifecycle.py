@@ -9,6 +9,7 @@ callback reaches a deleted Qt object.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -52,8 +53,18 @@ def main_window(viewer: Any) -> QObject | None:
     return getattr(unwrap(window), "_qt_window", None) if window is not None else None
 
 
-def on_close(viewer: Any, widget: QObject | None, callback: Callable[[], None]) -> None:
-    """Call ``callback`` once: when the viewer's window closes, ``widget`` is destroyed, or Qt quits."""
+def _strong(callback: Callable[[], None]) -> Callable[[], Callable[[], None]]:
+    return lambda: callback
+
+
+def on_close(viewer: Any, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once: when the viewer's window closes or the application quits.
+
+    A bound method is held weakly (a closed widget is not kept alive by the application).
+    """
+    ref: Callable[[], Callable[[], None] | None] = (
+        weakref.WeakMethod(callback) if hasattr(callback, "__self__") else _strong(callback)  # type: ignore[arg-type]
+    )
     fired = False
     app = QApplication.instance()
 
@@ -67,6 +78,9 @@ def on_close(viewer: Any, widget: QObject | None, callback: Callable[[], None]) 
                 app.aboutToQuit.disconnect(once)
             except (TypeError, RuntimeError):
                 pass
+        callback = ref()
+        if callback is None:
+            return
         try:
             callback()
         except Exception:
@@ -75,7 +89,6 @@ def on_close(viewer: Any, widget: QObject | None, callback: Callable[[], None]) 
     target = main_window(viewer)
     if target is not None:
         _CloseWatcher(target, once)
-    if widget is not None:
-        widget.destroyed.connect(once)
+    # (not ``widget.destroyed``: it fires while Python collects the widget, too late to touch it)
     if app is not None:
         app.aboutToQuit.connect(once)

@@ -32,7 +32,7 @@ def menu_runner(viewer: Any) -> FusionRunner:
     runner = slot.get("menu_runner")
     if runner is None:
         runner = slot["menu_runner"] = FusionRunner()
-        on_close(viewer, None, runner.shutdown)
+        on_close(viewer, runner.shutdown)
     return runner
 
 

@@ -13,6 +13,7 @@ import weakref
 from typing import Any
 
 from napari.layers import Labels
+from qtpy.QtCore import QTimer
 
 from acnn_fusion.napari import _session
 from acnn_fusion.napari._session import PairSession, StackSession
@@ -70,7 +71,19 @@ def watch(viewer: Any, kind: str, layer: Any) -> None:
         return
     _WATCHED[id(layer)] = layer
     viewer_ref, layer_ref = weakref.ref(viewer), weakref.ref(layer)
-    layer.events.paint.connect(lambda _event: _on_paint(viewer_ref, kind, layer_ref))
+    pending = []
+
+    def run() -> None:
+        pending.clear()
+        _on_paint(viewer_ref, kind, layer_ref)
+
+    def on_paint(_event: Any) -> None:
+        # napari announces an edit before writing it into the data: look once it is written
+        if not pending:
+            pending.append(True)
+            QTimer.singleShot(0, run)
+
+    layer.events.paint.connect(on_paint)
 
 
 def reset(viewer: Any) -> bool:

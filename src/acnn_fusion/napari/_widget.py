@@ -94,7 +94,7 @@ class FocusFusionWidget(TuningMixin, Container):
         for layer in layers:
             layer.events.name.connect(self.reset_choices)
         _session.listen(self._viewer, self._on_session)
-        on_close(self._viewer, self.native, self.close_down)
+        on_close(self._viewer, self.close_down)
 
         self.reset_choices()
         self._follow(layers.selection.active)
