@@ -147,6 +147,16 @@ def add_option_tooltips(container: Any) -> None:
             widget.tooltip = text
 
 
+def limit_widths(container: Any, names: tuple[str, ...] = ("layer_a", "layer_b", "stack", "z_axis")) -> None:
+    """Layer choosers show long layer names elided instead of widening the panel."""
+    from qtpy.QtWidgets import QComboBox
+
+    for name in names:
+        native = container[name].native
+        native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        native.setMinimumContentsLength(14)
+
+
 # -- remembered settings ------------------------------------------------------------------
 _MEMORY: dict[str, Any] = {}
 

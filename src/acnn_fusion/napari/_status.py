@@ -17,7 +17,7 @@ MAX_STATUS_CHARS = 160
 
 
 def make_status_label(name: str = "status") -> Label:
-    label = Label(name=name, label="", value="")
+    label = Label(name=name, label="", value="", tooltip="what the last action did (full text here when cut)")
     native = label.native
     native.setWordWrap(True)
     native.setMaximumWidth(MAX_STATUS_WIDTH)

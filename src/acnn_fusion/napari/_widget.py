@@ -60,6 +60,7 @@ class FocusFusionWidget(TuningMixin, Container):
         }
         self.extend(_panel.build_controls(available_devices(), choices))
         _panel.add_option_tooltips(self)
+        _panel.limit_widths(self)
         _panel.restore(self)
 
         self.mode.changed.connect(self._update_visibility)
