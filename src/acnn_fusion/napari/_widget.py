@@ -16,11 +16,11 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
 
 from acnn_fusion.core.inference import available_devices
-from acnn_fusion.core.pipeline import PRESETS, FusionResult
+from acnn_fusion.core.pipeline import FusionResult
 from acnn_fusion.napari import _choices, _paint, _panel, _session
+from acnn_fusion.napari._choices import ChoicesMixin
 from acnn_fusion.napari._controls import options_from_controls
 from acnn_fusion.napari._jobs import PairJob, StackJob, long_run_warning, pair_job, stack_job
-from acnn_fusion.napari._layers import default_z_axis
 from acnn_fusion.napari._lifecycle import on_close
 from acnn_fusion.napari._live import LiveDecider
 from acnn_fusion.napari._panel import PAIR, STACK
@@ -38,7 +38,7 @@ __all__ = ["PAIR", "STACK", "FocusFusionWidget"]
 LIVE_DELAY_MS = 15
 
 
-class FocusFusionWidget(TuningMixin, Container):
+class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
     """Fuse two image layers, or fold a z-stack layer, into an all-in-focus image.
 
     Attributes a script or test may use: :attr:`runner` (``runner.synchronous = True``
@@ -106,80 +106,6 @@ class FocusFusionWidget(TuningMixin, Container):
     def _on_session(self, kind: str, origin: str) -> None:
         if kind == "pair" and origin == "menu":
             self._adopt_menu_session()
-
-    # -- choices and mode -----------------------------------------------------------------
-    def _a_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in _choices.planes(self._viewer.layers)]
-
-    def _b_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        a = self.get_widget("layer_a")
-        partners = _choices.partners(self._viewer.layers, a.value if a is not None else None)
-        return [(layer.name, layer) for layer in partners]
-
-    def _stack_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in _choices.stacks(self._viewer.layers)]
-
-    def _axis_choices(self, _widget: Any = None) -> list[tuple[str, int]]:
-        stack_widget = self.get_widget("stack")
-        layer = stack_widget.value if stack_widget is not None else None
-        if layer is None:
-            return []
-        shape = layer.data[0].shape if layer.multiscale else layer.data.shape
-        return [(f"{k}: {layer.axis_labels[k]} ({shape[k]})", k) for k in range(layer.ndim - 2)]
-
-    def reset_choices(self, *_: Any) -> None:
-        if self._alive:
-            super().reset_choices()
-
-    def _on_a_changed(self, *_: Any) -> None:
-        self.layer_b.reset_choices()
-
-    def _on_layer_inserted(self, event: Any) -> None:
-        event.value.events.name.connect(self.reset_choices)
-        self.reset_choices()
-        self._follow(event.value, inserted=True)
-
-    def _on_active_changed(self, event: Any) -> None:
-        self._follow(event.value)
-
-    def _follow(self, layer: Any, inserted: bool = False) -> None:
-        """Switch mode (and inputs) to what ``layer`` calls for; our outputs are ignored."""
-        if not self._alive or self.runner.running:
-            return
-        if _choices.is_stack(layer):
-            self.mode.value = STACK
-            self.stack.value = layer
-        elif _choices.is_plane(layer):
-            partners = _choices.partners(self._viewer.layers, layer)
-            pair_ok = self.layer_a.value is not None and self.layer_b.value is not None
-            if not partners or (self.mode.value == PAIR and pair_ok):
-                return
-            self.mode.value = PAIR
-            a, b = (partners[0], layer) if inserted else (layer, partners[0])
-            self.layer_a.value = a
-            self.layer_b.reset_choices()
-            self.layer_b.value = b
-
-    def _on_stack_changed(self, *_: Any) -> None:
-        self.z_axis.reset_choices()
-        layer = self.stack.value
-        if layer is not None:
-            self.z_axis.value = default_z_axis(layer)
-
-    def _on_preset_changed(self, *_: Any) -> None:
-        settings = PRESETS[self.preset.value]
-        self.threshold.value = settings.threshold
-        self.min_region.value = round(100 * settings.min_region, 3)
-
-    def _update_visibility(self, *_: Any) -> None:
-        pair = self.mode.value == PAIR
-        for name in ("layer_a", "layer_b", "swap_button"):
-            self[name].visible = pair
-        for name in ("stack", "z_axis", "strategy", "align"):
-            self[name].visible = not pair
-        decision_used = pair or self.strategy.value.startswith("pairwise")
-        self.threshold.visible = decision_used
-        self.min_region.visible = decision_used
 
     # -- runs -----------------------------------------------------------------------------
     def options(self) -> FusionOptions:
