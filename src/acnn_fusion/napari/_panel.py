@@ -125,6 +125,12 @@ def build_controls(devices: list[str], choices: dict[str, Any]) -> list[Widget]:
             tooltip="forget what was painted into the decision or depth map and show the computed result",
         ),
         PushButton(
+            name="height_button",
+            text="3-D height view",
+            tooltip="show the fused image draped over the depth map (heights in the z unit) in 3-D; "
+            "low-confidence regions are left out",
+        ),
+        PushButton(
             name="defaults_button",
             text="Restore defaults",
             tooltip="set every option back to its default (β 0.5, min region 1 %, auto device…)",

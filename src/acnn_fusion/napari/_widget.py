@@ -73,6 +73,7 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
         self.swap_button.changed.connect(self._on_swap_clicked)
         self.reset_edits_button.changed.connect(self._on_reset_edits_clicked)
         self.defaults_button.changed.connect(self._on_defaults_clicked)
+        self.height_button.changed.connect(self._on_height_clicked)
         for name in _panel.REMEMBERED:
             self[name].changed.connect(self._remember)
 
@@ -192,6 +193,14 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
         if _paint.reset(self._viewer):
             self._schedule_refresh(force=True)
             set_status(self.status, "painted corrections reset", notify_details=False)
+
+    def _on_height_clicked(self, *_: Any) -> None:
+        from acnn_fusion.napari._height import show_height_view
+
+        try:
+            show_height_view(self._viewer)
+        except ValueError as exc:
+            set_status(self.status, str(exc), notify_details=False)
 
     def _on_defaults_clicked(self, *_: Any) -> None:
         _panel.restore_defaults(self)
