@@ -77,6 +77,16 @@ def height_mesh(
     return vertices, faces.astype(np.int64), colours
 
 
+def vertical_exaggeration(vertices: np.ndarray, share: float = 0.2) -> float:
+    """A display factor for heights so the relief spans at least ``share`` of the image width
+    (1 when it already does): shallow stacks would otherwise look flat."""
+    relief = float(np.ptp(vertices[:, 0])) if len(vertices) else 0.0
+    width = float(max(np.ptp(vertices[:, 1]), np.ptp(vertices[:, 2]))) if len(vertices) else 0.0
+    if relief <= 0 or width <= 0:
+        return 1.0
+    return float(max(1.0, round(share * width / relief, 1)))
+
+
 def show_height_view(viewer: Any) -> Any:
     """Add (or update) ``<stack> height surface`` for the viewer's last stack and go to 3-D."""
     session = _session.current(viewer, "stack")
@@ -118,5 +128,8 @@ def show_height_view(viewer: Any) -> Any:
         },
     )
     layer.metadata[_ASSIGNED_KEY] = layer.name
+    exaggeration = vertical_exaggeration(vertices)
+    layer.scale = (exaggeration, 1.0, 1.0)  # display only: the vertices keep true heights
+    layer.metadata["vertical_exaggeration"] = exaggeration
     viewer.dims.ndisplay = 3
     return layer

@@ -45,7 +45,7 @@ REMEMBERED = tuple(DEFAULTS)
 
 
 def _heading(name: str, text: str, tooltip: str) -> Label:
-    return Label(name=name, label="", value=f"<b>{text}</b>", tooltip=tooltip)
+    return Label(name=name, label=f"<b>{text}</b>", value="", tooltip=tooltip)
 
 
 def build_controls(devices: list[str], choices: dict[str, Any]) -> list[Widget]:
