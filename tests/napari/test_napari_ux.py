@@ -124,3 +124,21 @@ def test_lazy_stack_is_read_in_the_worker_with_a_warning(make_napari_viewer, sma
     assert worker_read == set(range(small_stack.shape[0]))  # every plane read by the worker
     assert len(main_read) <= 1  # at most the plane napari displays
     assert warnings and "will take about" in warnings[0]
+
+
+def test_batch_results_open_in_the_viewer(make_napari_viewer, small_stack, tmp_path):
+    import tifffile
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "good.tif", small_stack[:, :48, :64], metadata={"axes": "ZYX"})
+    viewer = make_napari_viewer()
+    widget = BatchFusionWidget(viewer)
+    widget.input_dir.value = folder
+    widget.output_dir.value = tmp_path / "out"
+    widget.strategy.value = "pairwise"  # an option only the CLI offered before
+    assert widget.run()
+    assert widget.last_report.ok == 1 and widget.open_button.enabled
+    (layer,) = widget.open_results()
+    assert layer.data.shape == (48, 64)
+    assert widget.last_report.parameters["strategy"] == "pairwise"

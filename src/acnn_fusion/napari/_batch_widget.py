@@ -205,7 +205,7 @@ class BatchFusionWidget(Container):
             fused = [p for p in entry.outputs if "_fused" in Path(p).name]
             for path in fused[:1]:
                 full = Path(path) if Path(path).is_absolute() else self.last_report.output_dir / path
-                layers.extend(self._viewer.open(full, plugin="builtins"))
+                layers.extend(self._viewer.open(full, plugin="napari"))
         return layers
 
 
