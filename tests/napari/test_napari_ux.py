@@ -76,9 +76,13 @@ def test_every_control_has_a_tooltip(make_napari_viewer):
         missing = [control.name for control in widget if not control.tooltip]
         assert missing == [], type(widget).__name__
     batch = BatchFusionWidget(viewer)
+    from acnn_fusion.napari._controls import options_from_controls
     from acnn_fusion.options import option_names
 
     assert set(option_names()) <= {control.name for control in batch}  # the CLI's options
+    batch.preset.value = "paper"  # a preset brings its own β and minimum region
+    assert batch.threshold.value == pytest.approx(0.9)
+    assert options_from_controls(batch).settings().threshold == pytest.approx(0.9)
 
 
 def test_status_names_the_device_actually_used(make_napari_viewer, grey_pair):

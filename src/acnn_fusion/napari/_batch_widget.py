@@ -99,6 +99,7 @@ class BatchFusionWidget(Container):
         self.run_button.changed.connect(self._on_run_clicked)
         self.cancel_button.changed.connect(self._on_cancel_clicked)
         self.open_button.changed.connect(self._on_open_clicked)
+        self.preset.changed.connect(self._on_preset_changed)
         if napari_viewer is not None:
             on_close(napari_viewer, self._close_down)
 
@@ -110,6 +111,14 @@ class BatchFusionWidget(Container):
 
     def _on_open_clicked(self, *_args) -> None:
         self.open_results()
+
+    def _on_preset_changed(self, *_args) -> None:
+        """A preset sets β and the minimum region to its values (they stay editable)."""
+        from acnn_fusion.core.pipeline import PRESETS
+
+        settings = PRESETS[self.preset.value]
+        self.threshold.value = settings.threshold
+        self.min_region.value = round(100 * settings.min_region, 3)
 
     def _close_down(self) -> None:
         self._alive = False
