@@ -99,3 +99,35 @@ def test_painting_the_depth_map_takes_the_chosen_slice(make_napari_viewer, small
     assert np.array_equal(viewer.layers["stack fused"].data[BOX], small_stack[3][BOX])
     widget.reset_edits_button.clicked.emit()
     assert not np.all(viewer.layers["stack depth map"].data[BOX] == 3)
+
+
+def test_a_dragged_stroke_pins_every_pixel_it_covers(make_napari_viewer, grey_pair, qtbot):
+    """Pixels under the brush that already had the painted source stay on it when β moves."""
+    from napari.utils._test_utils import read_only_mouse_event
+    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+    viewer = make_napari_viewer()
+    viewer.add_image(grey_pair.image_a, name="sample A")
+    viewer.add_image(grey_pair.image_b, name="sample B")
+    widget = FocusFusionWidget(viewer)
+    widget.run()
+    decision = viewer.layers["sample decision map"]
+    computed = decision.data.copy()
+    decision.mode = "paint"
+    decision.selected_label = FROM_B
+    decision.brush_size = 11
+    row = int(np.argmax([np.ptp(line) for line in computed]))  # a row with both sources
+    events = [("mouse_press", (row, 5)), ("mouse_move", (row, 60)), ("mouse_move", (row, 120))]
+    for kind, position in events:
+        event = read_only_mouse_event(type=kind, is_dragging=kind == "mouse_move", position=position)
+        (mouse_press_callbacks if kind == "mouse_press" else mouse_move_callbacks)(decision, event)
+    mouse_release_callbacks(decision, read_only_mouse_event(type="mouse_release", position=(row, 120)))
+    stroke = np.zeros(computed.shape, bool)
+    stroke[max(row - 4, 0) : row + 5, 10:115] = True  # well inside the brush's path
+    qtbot.waitUntil(lambda: np.all(decision.data[stroke] == FROM_B), timeout=3000)
+    assert np.any(computed[stroke] == FROM_A) and np.any(computed[stroke] == FROM_B)
+    for beta in (0.05, 0.95):  # β at both ends: every unpinned pixel flips source
+        widget.threshold.value = beta
+        qtbot.waitUntil(lambda beta=beta: decision.metadata["threshold"] == pytest.approx(beta), timeout=5000)
+        assert np.all(decision.data[stroke] == FROM_B), beta
+        assert np.array_equal(viewer.layers["sample fused"].data[stroke], grey_pair.image_b[stroke])

@@ -9,9 +9,11 @@ and re-runs of the same inputs until reset.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from typing import Any
 
+import numpy as np
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
@@ -84,6 +86,51 @@ def watch(viewer: Any, kind: str, layer: Any) -> None:
             QTimer.singleShot(0, run)
 
     layer.events.paint.connect(on_paint)
+
+    def on_drag(dragged: Any, event: Any):  # a generator: napari feeds it press, moves, release
+        if dragged.mode != "paint":
+            return
+        label, radius = int(dragged.selected_label), float(np.floor(dragged.brush_size / 2) + 0.5)
+        points = [np.asarray(dragged.world_to_data(event.position), float)[-2:]]
+        yield
+        while event.type == "mouse_move":
+            points.append(np.asarray(dragged.world_to_data(event.position), float)[-2:])
+            yield
+        QTimer.singleShot(0, lambda: _pin(viewer_ref, kind, layer_ref, points, radius, label))
+
+    layer.mouse_drag_callbacks.append(on_drag)
+
+
+def stroke_mask(shape: tuple[int, int], points: list[np.ndarray], radius: float) -> np.ndarray:
+    """The pixels a round brush of ``radius`` covers along the polyline through ``points``."""
+    mask = np.zeros(shape, bool)
+    dense = [points[0]]
+    for start, end in itertools.pairwise(points):
+        steps = max(1, int(np.ceil(np.linalg.norm(end - start) / max(radius / 2, 0.5))))
+        dense.extend(start + (end - start) * t for t in np.linspace(0, 1, steps + 1)[1:])
+    r = int(np.floor(radius))
+    offsets = np.arange(-r, r + 1)
+    disc = offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2
+    for y, x in (np.round(p).astype(int) for p in dense):
+        y0, x0 = max(y - r, 0), max(x - r, 0)
+        y1, x1 = min(y + r + 1, shape[0]), min(x + r + 1, shape[1])
+        if y0 < y1 and x0 < x1:
+            mask[y0:y1, x0:x1] |= disc[y0 - (y - r) : y1 - (y - r), x0 - (x - r) : x1 - (x - r)]
+    return mask
+
+
+def _pin(
+    viewer_ref: weakref.ref, kind: str, layer_ref: weakref.ref, points: list, radius: float, label: int
+) -> None:
+    """Keep every pixel under a finished stroke on the painted source, changed or not."""
+    viewer, layer = viewer_ref(), layer_ref()
+    if viewer is None or layer is None or layer.data.ndim != 2:
+        return
+    session = _session.current(viewer, kind)
+    if session is None or session.shown is None or session.shown.shape != layer.data.shape:
+        return
+    covered = stroke_mask(layer.data.shape, points, radius) & (layer.data == label)
+    session.pin(covered, label)
 
 
 def reset(viewer: Any) -> bool:

@@ -115,6 +115,15 @@ class PairSession:
         self.paint_version += 1
         return box
 
+    def pin(self, mask: np.ndarray, label: int) -> None:
+        """Make ``mask`` overrides taking source ``label`` (1 = A, 2 = B) even where unchanged."""
+        if label not in (FROM_A, FROM_B) or not mask.any():
+            return
+        if self.overrides is None:
+            self.overrides = np.zeros(mask.shape, np.uint8)
+        self.overrides[mask] = label
+        self.paint_version += 1
+
     def fused_box(self, box: tuple[slice, slice]) -> np.ndarray:
         assert self.shown is not None
         part = blend(self.job.a[box], self.job.b[box], self.shown[box] == FROM_A)
@@ -166,6 +175,14 @@ class StackSession:
         self.overrides[box][part] = new[part]
         self.shown[box] = new
         return box
+
+    def pin(self, mask: np.ndarray, label: int) -> None:
+        """Make ``mask`` overrides taking slice ``label`` even where the depth was that already."""
+        if not 0 <= label < self.job.stack.shape[0] or not mask.any():
+            return
+        if self.overrides is None:
+            self.overrides = np.full(mask.shape, NO_SLICE, np.int32)
+        self.overrides[mask] = label
 
     def reset(self) -> None:
         self.overrides = None
