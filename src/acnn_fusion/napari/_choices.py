@@ -137,7 +137,7 @@ class ChoicesMixin:
         pair = self.mode.value == PAIR
         for name in ("layer_a", "layer_b", "swap_button"):
             self[name].visible = pair
-        for name in ("stack", "z_axis", "strategy", "align", "height_button"):
+        for name in ("stack", "z_axis", "strategy", "align", "detect_channel", "height_button"):
             self[name].visible = not pair
         decision_used = pair or self.strategy.value.startswith("pairwise")
         self.threshold.visible = decision_used

@@ -22,7 +22,7 @@ from magicgui.widgets import (
 )
 
 from acnn_fusion.core.pipeline import PRESETS
-from acnn_fusion.napari._controls import option_tooltip
+from acnn_fusion.napari._controls import option_control, option_tooltip
 from acnn_fusion.napari._status import make_progress_bar, make_status_label
 from acnn_fusion.options import DEFAULT_TILE, MIN_TILE, PRECISIONS, PRESET_NAMES, STRATEGIES
 
@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "precision": "auto",
     "tile": DEFAULT_TILE,
+    "detect_channel": -1,  # not set: luminance or all channels
+    "weights": "",  # not set: the shipped model
 }
 #: controls whose values are remembered when the widget is closed and docked again
 REMEMBERED = tuple(DEFAULTS)
@@ -115,6 +117,8 @@ def build_controls(devices: list[str], choices: dict[str, Any]) -> list[Widget]:
             step=64,
             value=DEFAULTS["tile"],
         ),
+        option_control("detect_channel"),
+        option_control("weights"),
         PushButton(name="run_button", text="Run", tooltip="run the network and show the results as layers"),
         PushButton(
             name="cancel_button", text="Cancel", enabled=False, tooltip="stop the run after the current tile"
