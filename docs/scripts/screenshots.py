@@ -17,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("ACNN_FUSION_SYNC", "1")
 
+import numpy as np
 from qtpy.QtWidgets import QApplication
 
 import napari
@@ -71,17 +72,42 @@ def pair_screenshots(viewer: napari.Viewer) -> None:
     save(viewer, "pair_grid.png")
     _grid(viewer).enabled = False
 
+    # paint to correct: give a band of the decision map to B, as a brush stroke would
+    for layer in viewer.layers:
+        layer.visible = layer.name.endswith(("fused", "decision map"))
+    decision.opacity = 0.5
+    height, width = decision.data.shape
+    band = np.zeros(decision.data.shape, bool)
+    band[height // 3 : height // 2, width // 5 : 4 * width // 5] = True
+    decision.data_setitem(np.nonzero(band), 2)
+    viewer.layers.selection.active = decision
+    decision.mode = "paint"
+    decision.selected_label = 2
+    settle(viewer)
+    viewer.reset_view()
+    save(viewer, "pair_paint.png")
+    decision.mode = "pan_zoom"
+
 
 def stack_screenshot(viewer: napari.Viewer) -> None:
     viewer.layers.clear()
-    viewer.open_sample(PLUGIN, "stack")
     widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Focus fusion")[1]
-    widget.mode.value = "z-stack"
+    viewer.open_sample(PLUGIN, "stack")  # opened after docking: the widget switches to z-stack itself
+    assert widget.mode.value == "z-stack", widget.mode.value
     widget.run()
     viewer.layers["sample stack"].visible = False
     _grid(viewer).enabled = True
     viewer.reset_view()
     save(viewer, "stack_fused.png")
+    _grid(viewer).enabled = False
+
+    widget.height_button.clicked.emit()  # the fused image over its depth map, in 3-D
+    for layer in viewer.layers:
+        layer.visible = layer.name.endswith("height surface")
+    viewer.reset_view()
+    viewer.camera.angles = (-10.0, 40.0, 120.0)
+    viewer.camera.zoom *= 0.8
+    save(viewer, "stack_height.png")
 
 
 def main() -> int:

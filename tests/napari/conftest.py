@@ -50,3 +50,13 @@ def small_stack() -> np.ndarray:
     sharp = np.round(grey / 255 * 3000 + 100).astype(np.uint16)
     depth = np.tile(np.linspace(0, 4, 96), (80, 1))
     return render_stack(sharp, depth, 5, radius_per_slice=1.5).stack
+
+
+@pytest.fixture(autouse=True)
+def _fresh_widget_settings():
+    """Each test starts from default widget settings (the widget remembers them per session)."""
+    from acnn_fusion.napari._panel import forget_remembered
+
+    forget_remembered()
+    yield
+    forget_remembered()

@@ -1,8 +1,9 @@
-"""Fusion jobs: arrays cut from layers, one core call, and the result shown as layers.
+"""Fusion jobs: what the core needs, cut from layers, and one core call.
 
-A job is built on the GUI thread (it reads the layers), :meth:`run` goes to a worker
-thread (numpy and torch only), and ``show_*`` puts the result back into the viewer on
-the GUI thread. The widget and the menu commands share all three steps.
+A job is built on the GUI thread from the layers' metadata only: planes are indexed, not
+read, so a lazy (dask, zarr) or huge layer costs nothing there. :meth:`run` goes to a worker
+thread, which reads the pixels (a stack plane by plane into a file-backed array when large)
+and calls the core. ``_show`` puts results back into the viewer on the GUI thread.
 """
 
 from __future__ import annotations
@@ -13,18 +14,15 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Layer
-from napari.utils.colormaps import DirectLabelColormap
 
 from acnn_fusion.core.pipeline import FusionResult, FusionSettings, fuse_from_focus_map, fuse_pair
 from acnn_fusion.napari._layers import (
     Placement,
     default_z_axis,
-    from_core_dtype,
     full_resolution,
     output_base_name,
     plane_index,
     to_core_dtype,
-    upsert_layer,
 )
 from acnn_fusion.options import FusionOptions
 
@@ -32,13 +30,10 @@ ProgressCallback = Callable[[int, int], None]
 
 #: decision map labels: which input each pixel of the fused image comes from
 FROM_A, FROM_B = 1, 2
-
-
-def _decision_colours() -> DirectLabelColormap:
-    """A fresh colormap per layer (napari colormaps are mutable models): A orange, B teal."""
-    return DirectLabelColormap(
-        color_dict={None: "transparent", 0: "transparent", FROM_A: "#ff9f1c", FROM_B: "#2ec4b6"}
-    )
+#: measured CPU throughput (docs/performance.md, fp32, the slowest case): pixels per second
+CPU_PIXELS_PER_SECOND = {"pair": 1.1e6, "stack": 1.9e6}
+#: runs estimated longer than this (seconds) are announced with a warning first
+LONG_RUN_SECONDS = 120.0
 
 
 def _look(layer: Image) -> dict[str, Any]:
@@ -49,33 +44,78 @@ def _look(layer: Image) -> dict[str, Any]:
     return look
 
 
+def read_array(data: Any) -> np.ndarray:
+    """Pixels of a numpy, memmap, dask or zarr array as numpy, in a dtype the core takes.
+
+    numpy arrays pass through; lazy arrays with a leading stack axis are read one plane at a
+    time into a file-backed array when large, so a big stack is never held twice.
+    """
+    if isinstance(data, np.ndarray):
+        return to_core_dtype(data)
+    shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    if len(shape) < 3 or (len(shape) == 3 and shape[-1] in (3, 4)):
+        return to_core_dtype(np.asarray(data))
+    from acnn_fusion.core.imageops import scratch_array
+
+    out_dtype = to_core_dtype(np.zeros(0, dtype)).dtype
+    out = scratch_array(shape, out_dtype)
+    for z in range(shape[0]):
+        out[z] = to_core_dtype(np.asarray(data[z]))
+    return out
+
+
+def _pixels(shape: tuple[int, ...], rgb: bool) -> float:
+    return float(np.prod(shape[:-1] if rgb else shape, dtype=np.float64))
+
+
 @dataclass
 class PairJob:
-    """Two 2-D planes (Y, X) or (Y, X, C) ready for :func:`fuse_pair`."""
+    """Two 2-D planes (Y, X) or (Y, X, C) for :func:`fuse_pair`; read in :meth:`load`."""
 
     name: str
-    a: np.ndarray
-    b: np.ndarray
+    a: Any
+    b: Any
     dtype: np.dtype
     rgb: bool
     placement: Placement
     look: dict[str, Any]
     sources: tuple[str, str]
 
+    def load(self) -> None:
+        """Read the planes (worker thread); a no-op once read."""
+        self.a, self.b = read_array(self.a), read_array(self.b)
+
     def run(self, options: FusionOptions, progress: ProgressCallback | None = None) -> FusionResult:
+        self.load()
         return fuse_pair(self.a, self.b, options, progress=progress)
 
     def redecide(self, focus_map: np.ndarray, settings: FusionSettings) -> FusionResult:
         """Decision and fused image for new settings from a cached focus map (no network)."""
+        self.load()
         return fuse_from_focus_map(self.a, self.b, focus_map, settings)
+
+    def swapped(self) -> PairJob:
+        return PairJob(
+            output_base_name(self.sources[1], self.sources[0]),
+            self.b,
+            self.a,
+            self.dtype,
+            self.rgb,
+            self.placement,
+            self.look,
+            (self.sources[1], self.sources[0]),
+        )
+
+    def estimate_seconds(self) -> float:
+        return _pixels(tuple(self.a.shape), self.rgb) / CPU_PIXELS_PER_SECOND["pair"]
 
 
 @dataclass
 class StackJob:
-    """A focal stack (Z, Y, X) or (Z, Y, X, C) ready for :func:`fuse_stack`."""
+    """A focal stack (Z, Y, X) or (Z, Y, X, C) for :func:`fuse_stack`; read in :meth:`load`."""
 
     name: str
-    stack: np.ndarray
+    stack: Any
     dtype: np.dtype
     rgb: bool
     axis: int  # the folded axis in the layer's data
@@ -83,11 +123,19 @@ class StackJob:
     look: dict[str, Any]
     z_scale: float
     z_translate: float
+    units: Any = None
+
+    def load(self) -> None:
+        self.stack = read_array(self.stack)
 
     def run(self, options: FusionOptions, progress: ProgressCallback | None = None) -> Any:
         from acnn_fusion.core.stack import fuse_stack
 
+        self.load()
         return fuse_stack(self.stack, options, axis=0, progress=progress)
+
+    def estimate_seconds(self) -> float:
+        return _pixels(tuple(self.stack.shape), self.rgb) / CPU_PIXELS_PER_SECOND["stack"]
 
 
 def _check_pair_layers(layer_a: Layer, layer_b: Layer) -> None:
@@ -100,26 +148,34 @@ def _check_pair_layers(layer_a: Layer, layer_b: Layer) -> None:
         raise ValueError(f"{layer_a.name!r} and {layer_b.name!r}: one is RGB, the other is not")
 
 
+def _check_dtype(dtype: np.dtype) -> None:
+    if dtype.kind not in "biuf":
+        raise TypeError(f"cannot fuse images of dtype {dtype}")
+
+
 def pair_job(layer_a: Image, layer_b: Image, point: Any = None) -> PairJob:
     """Job for two image layers; layers with more than 2 axes give their current plane.
 
-    ``point`` is the viewer's world position (``viewer.dims.point``).
+    ``point`` is the viewer's world position (``viewer.dims.point``). No pixels are read.
     """
     _check_pair_layers(layer_a, layer_b)
     planes = []
     for layer in (layer_a, layer_b):
         spatial = (layer.ndim - 2, layer.ndim - 1)
-        planes.append(np.asarray(full_resolution(layer)[plane_index(layer, point, spatial)]))
+        planes.append(full_resolution(layer)[plane_index(layer, point, spatial)])
     a, b = planes
-    if a.shape != b.shape:
-        raise ValueError(f"{layer_a.name!r} {a.shape} and {layer_b.name!r} {b.shape} differ in shape")
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"{layer_a.name!r} {tuple(a.shape)} and {layer_b.name!r} {tuple(b.shape)} differ in shape"
+        )
     if a.dtype != b.dtype:
         raise ValueError(f"{layer_a.name!r} ({a.dtype}) and {layer_b.name!r} ({b.dtype}) differ in dtype")
+    _check_dtype(np.dtype(a.dtype))
     return PairJob(
         name=output_base_name(layer_a.name, layer_b.name),
-        a=to_core_dtype(a),
-        b=to_core_dtype(b),
-        dtype=a.dtype,
+        a=a,
+        b=b,
+        dtype=np.dtype(a.dtype),
         rgb=bool(layer_a.rgb),
         placement=Placement.of(layer_a),
         look=_look(layer_a),
@@ -131,6 +187,7 @@ def stack_job(layer: Image, axis: int | None = None, point: Any = None) -> Stack
     """Job folding ``axis`` of an image layer with at least 3 axes (RGB: 3 besides colour).
 
     Axes other than z and the last two (Y, X) are taken at the viewer's current position.
+    No pixels are read.
     """
     if not isinstance(layer, Image):
         raise TypeError(f"{getattr(layer, 'name', layer)!r} is not an image layer")
@@ -140,119 +197,30 @@ def stack_job(layer: Image, axis: int | None = None, point: Any = None) -> Stack
     if not 0 <= axis < layer.ndim - 2:
         raise ValueError(f"axis {axis} of {layer.name!r} is not a non-spatial axis (0 … {layer.ndim - 3})")
     data = full_resolution(layer)
-    stack = np.asarray(data[plane_index(layer, point, (axis, layer.ndim - 2, layer.ndim - 1))])
+    stack = data[plane_index(layer, point, (axis, layer.ndim - 2, layer.ndim - 1))]
+    _check_dtype(np.dtype(stack.dtype))
     return StackJob(
         name=layer.name,
-        stack=to_core_dtype(stack),
-        dtype=stack.dtype,
+        stack=stack,
+        dtype=np.dtype(stack.dtype),
         rgb=bool(layer.rgb),
         axis=axis,
         placement=Placement.of(layer),
         look=_look(layer),
         z_scale=float(layer.scale[axis]),
         z_translate=float(layer.translate[axis]),
+        units=layer.units[axis],
     )
 
 
-def _focus_map_layer(viewer: Any, name: str, values: np.ndarray, placement: Placement, **meta: Any) -> Layer:
-    return upsert_layer(
-        viewer,
-        f"{name} focus map",
-        values,
-        "image",
-        colormap="magma",
-        contrast_limits=(0.0, 1.0),
-        metadata=meta,
-        **placement.kwargs(),
+def long_run_warning(job: PairJob | StackJob, device: str) -> str | None:
+    """A warning with the estimated CPU time when a run will take long, else None."""
+    seconds = job.estimate_seconds()
+    if seconds < LONG_RUN_SECONDS or device.startswith(("cuda", "mps")):
+        return None
+    shape = tuple(job.a.shape if isinstance(job, PairJob) else job.stack.shape)
+    minutes = seconds / 60
+    return (
+        f"{job.name} {shape}: this run will take about {minutes:.0f} min on the CPU "
+        "(estimate from docs/performance.md); Cancel stops it."
     )
-
-
-def show_pair(viewer: Any, job: PairJob, result: FusionResult, *, focus_map: bool = True) -> list[Layer]:
-    """Add or update ``<name> focus map``, ``<name> fused`` and ``<name> decision map``.
-
-    ``focus_map=False`` leaves the focus map layer alone (live threshold changes).
-    """
-    settings = {"threshold": result.settings.threshold, "min_region": result.settings.min_region}
-    place = job.placement.kwargs()
-    shown = []
-    if focus_map:
-        shown.append(
-            _focus_map_layer(
-                viewer,
-                job.name,
-                result.focus_map,
-                job.placement,
-                description=f"P(pixel is sharper in {job.sources[0]!r} than in {job.sources[1]!r})",
-                sources=list(job.sources),
-            )
-        )
-    shown.append(
-        upsert_layer(
-            viewer,
-            f"{job.name} fused",
-            from_core_dtype(result.fused, job.dtype),
-            "image",
-            rgb=job.rgb,
-            metadata={"sources": list(job.sources), **settings},
-            **job.look,
-            **place,
-        )
-    )
-    labels = np.where(result.decision_map, np.uint8(FROM_A), np.uint8(FROM_B))
-    shown.append(
-        upsert_layer(
-            viewer,
-            f"{job.name} decision map",
-            labels,
-            "labels",
-            colormap=_decision_colours(),
-            features={"index": [FROM_A, FROM_B], "source": list(job.sources)},
-            opacity=0.35,
-            metadata={"sources": list(job.sources), **settings},
-            **place,
-        )
-    )
-    return shown
-
-
-def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
-    """Add or update ``<name> focus map`` (confidence), ``<name> fused``, ``<name> depth map``."""
-    n_slices = job.stack.shape[0]
-    place = job.placement.kwargs()
-    confidence = _focus_map_layer(
-        viewer,
-        job.name,
-        result.confidence,
-        job.placement,
-        description=(
-            "confidence: features fold, share of the covering 16×16 patches whose own best slice "
-            "is the pixel's; pairwise folds, the focus-map value of the last decision"
-        ),
-        strategy=result.strategy,
-    )
-    depth = upsert_layer(
-        viewer,
-        f"{job.name} depth map",
-        result.depth_map,
-        "image",
-        colormap="viridis",
-        contrast_limits=(0.0, float(max(n_slices - 1, 1))),
-        metadata={
-            "description": "index of the in-focus slice; depth = z_translate + index × z_scale",
-            "z_axis": job.axis,
-            "z_scale": job.z_scale,
-            "z_translate": job.z_translate,
-        },
-        **place,
-    )
-    fused = upsert_layer(
-        viewer,
-        f"{job.name} fused",
-        from_core_dtype(result.fused, job.dtype),
-        "image",
-        rgb=job.rgb,
-        metadata={"source": job.name, "z_axis": job.axis, "strategy": result.strategy},
-        **job.look,
-        **place,
-    )
-    return [confidence, depth, fused]

@@ -1,8 +1,10 @@
-"""Run one fusion job at a time off the GUI thread, with a napari progress bar and Cancel.
+"""Run one fusion job at a time off the GUI thread, with progress and Cancel.
 
 The core reports progress through ``progress(done, total)`` callbacks called on the
 worker thread; they are relayed to the GUI thread by a queued Qt signal, and raise
 :class:`Cancelled` once the user cancels, which stops the core between two tiles.
+:meth:`FusionRunner.shutdown` (called when the viewer closes) cancels and waits for the
+worker thread, so no thread outlives the window and no callback reaches a deleted widget.
 
 Set ``ACNN_FUSION_SYNC=1`` (or ``runner.synchronous = True``) to run jobs inline on the
 calling thread, as tests do.
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.utils.progress import cancelable_progress
 from qtpy.QtCore import QObject, Signal
 
@@ -49,18 +51,28 @@ class FusionRunner:
     """Starts jobs, shows their progress, and cancels them; one job at a time.
 
     ``on_state(running: bool)`` is called when a job starts and when it ends (the widget
-    enables its Run and Cancel buttons with it).
+    enables its Run and Cancel buttons with it); ``on_progress(done, total)`` on the GUI
+    thread as tiles finish.
     """
 
-    def __init__(self, on_state: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_state: Callable[[bool], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.synchronous: bool | None = None  # None: follow $ACNN_FUSION_SYNC
+        self.label = "Focus fusion"  # how notifications name the work
         self._on_state = on_state
+        self._on_progress = on_progress
         self._cancel = threading.Event()
+        self._computing = threading.Event()  # set while a worker thread is inside compute
         self._relay = _Relay()
         self._relay.progressed.connect(self._show_progress)
         self._pbar: cancelable_progress | None = None
         self._worker: Any = None
         self._running = False
+        self._closed = False
+        self._run_id = 0
 
     @property
     def running(self) -> bool:
@@ -73,6 +85,18 @@ class FusionRunner:
             if self._pbar is not None:
                 self._pbar.set_description("cancelling…")
 
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel, wait (up to ``timeout`` s) for the worker thread, and drop all callbacks."""
+        self._closed = True
+        self._on_state = self._on_progress = None
+        if not self._running:
+            return
+        self._cancel.set()
+        deadline = time.monotonic() + timeout
+        while self._computing.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._finish(self._run_id)
+
     def start(
         self,
         compute: Callable[[Callable[[int, int], None]], Any],
@@ -83,12 +107,16 @@ class FusionRunner:
     ) -> bool:
         """Run ``compute(progress)`` and hand its result and run time to ``on_result``.
 
-        Returns False (and does nothing) while another job is running.
+        Returns False (and does nothing) while another job is running or after shutdown.
         """
+        if self._closed:
+            return False
         if self._running:
             show_info("A fusion is already running; cancel it or wait for it to finish.")
             return False
         self._running = True
+        self._run_id += 1
+        run_id = self._run_id
         self._cancel.clear()
         self._pbar = cancelable_progress(total=0, desc=description, cancel_callback=self.cancel)
         if self._on_state is not None:
@@ -96,34 +124,44 @@ class FusionRunner:
         t0 = time.perf_counter()
 
         def returned(result: Any) -> None:
-            on_result(result, time.perf_counter() - t0)
+            if run_id == self._run_id and not self._closed:
+                on_result(result, time.perf_counter() - t0)
 
         def errored(exc: BaseException) -> None:
-            self._report(exc, on_error)
+            if run_id == self._run_id and not self._closed:
+                self._report(exc, on_error)
+
+        def guarded(progress: Callable[[int, int], None]) -> Any:
+            self._computing.set()
+            try:
+                return compute(progress)
+            finally:
+                self._computing.clear()
 
         synchronous = sync_requested() if self.synchronous is None else self.synchronous
         if synchronous:
             try:
                 try:
-                    result = compute(self._progress)
+                    result = guarded(self._progress)
                 except Exception as exc:  # reported like a worker's error
                     errored(exc)
                 else:
                     returned(result)
             finally:
-                self._finish()
+                self._finish(run_id)
             return True
 
         from napari.qt.threading import create_worker
 
         # connecting "errored" ourselves stops superqt from re-raising in the GUI thread
         worker = create_worker(
-            compute,
+            guarded,
             self._progress,
             _start_thread=False,
-            _connect={"returned": returned, "errored": errored, "finished": self._finish},
+            _connect={"returned": returned, "errored": errored, "finished": lambda: self._finish(run_id)},
         )
         self._worker = worker
+        self._computing.set()  # before the thread starts: shutdown() must wait for it
         worker.start()
         return True
 
@@ -152,20 +190,28 @@ class FusionRunner:
         if pbar.total != total:
             pbar.total = total
         pbar.update(done - pbar.n)
+        if self._on_progress is not None:
+            self._on_progress(done, total)
 
     def _report(self, exc: BaseException, on_error: Callable[[BaseException], None] | None) -> None:
         if isinstance(exc, Cancelled):
-            show_info("Focus fusion cancelled.")
+            show_info(f"{self.label} cancelled.")
+        elif isinstance(exc, (ValueError, TypeError, FileNotFoundError)):
+            show_warning(f"{self.label} not run: {_message(exc)}")  # the input, not a fault
         else:
-            if not isinstance(exc, (ValueError, TypeError)):
-                _log.error("focus fusion failed", exc_info=exc)
-            show_error(f"Focus fusion failed: {_message(exc)}")
+            _log.error("%s failed", self.label, exc_info=exc)
+            show_error(f"{self.label} failed: {_message(exc)}")
         if on_error is not None:
             on_error(exc)
 
-    def _finish(self) -> None:
+    def _finish(self, run_id: int) -> None:
+        if run_id != self._run_id or not self._running:
+            return  # already finished (shutdown, then the worker's own signal)
         if self._pbar is not None:
-            self._pbar.close()
+            try:
+                self._pbar.close()
+            except RuntimeError:  # its Qt side went with the window
+                pass
             self._pbar = None
         self._worker = None
         self._running = False

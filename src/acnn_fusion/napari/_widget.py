@@ -1,194 +1,114 @@
-"""The dock widget: choose two images or a z-stack, set the decision parameters, run.
+"""The dock widget: choose two images or a z-stack, set the options, run, then tune.
 
-The network runs in a background thread (see :mod:`._runner`). After a pair run the
-focus map is kept, so moving the threshold or minimum-region controls only repeats the
-cheap decision and blend steps of the core and updates the layers in place.
+The network runs in a background thread (:mod:`._runner`). After a pair run the focus map
+is kept, so moving β or the minimum region only repeats the cheap decision and blend steps,
+on a worker thread (:mod:`._live`); painting the decision or depth map corrects the result
+(:mod:`._paint`). The mode follows the data: selecting or opening a z-stack switches to
+stack mode, a 2-D layer with a partner of its shape to pair mode (:mod:`._choices`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import (
-    ComboBox,
-    Container,
-    FloatSlider,
-    FloatSpinBox,
-    Label,
-    PushButton,
-    RadioButtons,
-    SpinBox,
-)
-from napari.layers import Image
-from napari.utils.notifications import show_error
+from magicgui.widgets import Container
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
 
 from acnn_fusion.core.inference import available_devices
-from acnn_fusion.core.pipeline import PRESETS, FusionResult
+from acnn_fusion.core.pipeline import FusionResult
+from acnn_fusion.napari import _choices, _paint, _panel, _session
+from acnn_fusion.napari._choices import ChoicesMixin
 from acnn_fusion.napari._controls import options_from_controls
-from acnn_fusion.napari._jobs import PairJob, StackJob, pair_job, show_pair, show_stack, stack_job
-from acnn_fusion.napari._layers import default_z_axis, image_layers
+from acnn_fusion.napari._jobs import PairJob, StackJob, long_run_warning, pair_job, stack_job
+from acnn_fusion.napari._lifecycle import on_close
+from acnn_fusion.napari._live import LiveDecider
+from acnn_fusion.napari._panel import PAIR, STACK
 from acnn_fusion.napari._runner import Cancelled, FusionRunner
-from acnn_fusion.options import DEFAULT_TILE, MIN_TILE, PRECISIONS, STRATEGIES, FusionOptions
+from acnn_fusion.napari._status import set_status, show_progress
+from acnn_fusion.napari._tuning import TuningMixin, device_used
+from acnn_fusion.options import FusionOptions
 
 if TYPE_CHECKING:
     import napari
 
-PAIR = "two images"
-STACK = "z-stack"
-#: delay (ms) that merges a burst of slider moves into one re-decision
-LIVE_DELAY_MS = 40
+__all__ = ["PAIR", "STACK", "FocusFusionWidget"]
+
+#: delay (ms) that merges a burst of slider moves into one request
+LIVE_DELAY_MS = 15
 
 
-class FocusFusionWidget(Container):
+class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
     """Fuse two image layers, or fold a z-stack layer, into an all-in-focus image.
 
     Attributes a script or test may use: :attr:`runner` (``runner.synchronous = True``
-    runs jobs inline), :meth:`run`, :meth:`cancel` and :meth:`refresh_decision`.
+    runs jobs inline), :attr:`live` (the live re-decision worker; ``live.wait()``),
+    :meth:`run`, :meth:`cancel`, :meth:`refresh_decision` and :meth:`close_down`.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self._viewer = napari_viewer
-        self._cached: tuple[PairJob, Any] | None = None  # last pair job and its focus map
-        self.runner = FusionRunner(on_state=self._set_running)
-
-        default = PRESETS["default"]
-        widgets = [
-            RadioButtons(
-                name="mode", label="input", choices=[PAIR, STACK], value=PAIR, orientation="horizontal"
-            ),
-            ComboBox(name="layer_a", label="image A", choices=self._pair_choices),
-            ComboBox(name="layer_b", label="image B", choices=self._pair_choices),
-            ComboBox(name="stack", label="z-stack", choices=self._stack_choices),
-            ComboBox(name="z_axis", label="fold axis", choices=self._axis_choices),
-            ComboBox(
-                name="strategy",
-                label="stack method",
-                choices=list(STRATEGIES),
-                value="features",
-                tooltip="features: one network pass per slice, each scored against the stack's mean (fast); "
-                "pairwise: the paper's fold of successive pair fusions (uses threshold and region size); "
-                "pairwise-tree: the same, folded as a balanced tree",
-            ),
-            FloatSlider(
-                name="threshold",
-                label="threshold β",
-                min=0.0,
-                max=1.0,
-                step=0.01,
-                value=default.threshold,
-                tooltip="a pixel is taken from A where the focus map exceeds β",
-            ),
-            FloatSpinBox(
-                name="min_region",
-                label="min region (% area)",
-                min=0.0,
-                max=50.0,
-                step=0.1,
-                value=round(100 * default.min_region, 3),
-                tooltip="regions smaller than this share of the image are given to the other input",
-            ),
-            ComboBox(name="device", label="device", choices=available_devices(), value="auto"),
-            ComboBox(
-                name="precision",
-                label="precision",
-                choices=list(PRECISIONS),
-                value="auto",
-                tooltip="auto: bf16 where the device computes it natively (faster; 0.05 % of "
-                "decision pixels change on Lytro); fp32: bit-reproducible",
-            ),
-            SpinBox(
-                name="tile",
-                label="tile (px)",
-                min=4 * MIN_TILE,
-                max=16384,
-                step=64,
-                value=DEFAULT_TILE,
-                tooltip="images are scored in tiles of this size to bound memory",
-            ),
-            PushButton(name="run_button", text="Run"),
-            PushButton(name="cancel_button", text="Cancel", enabled=False),
-            Label(name="status", label="", value=""),
-        ]
-        self.extend(widgets)
+        self._alive = True
+        self.runner = FusionRunner(on_state=self._set_running, on_progress=self._on_progress)
+        self.live = LiveDecider(self._apply_decision, on_error=self._live_failed)
+        choices = {
+            "layer_a": self._a_choices,
+            "layer_b": self._b_choices,
+            "stack": self._stack_choices,
+            "z_axis": self._axis_choices,
+        }
+        self.extend(_panel.build_controls(available_devices(), choices))
+        _panel.add_option_tooltips(self)
+        _panel.limit_widths(self)
+        _panel.restore(self)
 
         self.mode.changed.connect(self._update_visibility)
         self.strategy.changed.connect(self._update_visibility)
+        self.preset.changed.connect(self._on_preset_changed)
         self.stack.changed.connect(self._on_stack_changed)
+        self.layer_a.changed.connect(self._on_a_changed)
         self.run_button.changed.connect(self._on_run_clicked)
         self.cancel_button.changed.connect(self._on_cancel_clicked)
+        self.swap_button.changed.connect(self._on_swap_clicked)
+        self.reset_edits_button.changed.connect(self._on_reset_edits_clicked)
+        self.defaults_button.changed.connect(self._on_defaults_clicked)
+        self.height_button.changed.connect(self._on_height_clicked)
+        for name in _panel.REMEMBERED:
+            self[name].changed.connect(self._remember)
 
         self._live_timer = QTimer()
         self._live_timer.setSingleShot(True)
         self._live_timer.setInterval(LIVE_DELAY_MS)
-        self._live_timer.timeout.connect(self.refresh_decision)
+        self._live_timer.timeout.connect(self._request_live)
         self.threshold.changed.connect(self._schedule_refresh)
         self.min_region.changed.connect(self._schedule_refresh)
 
-        layer_events = self._viewer.layers.events
-        layer_events.inserted.connect(self._on_layer_inserted)
-        layer_events.removed.connect(self.reset_choices)
-        layer_events.moved.connect(self.reset_choices)
-        for layer in self._viewer.layers:
+        layers = self._viewer.layers
+        self._connections: list[tuple[Any, Any]] = [
+            (layers.events.inserted, self._on_layer_inserted),
+            (layers.events.removed, self.reset_choices),
+            (layers.events.moved, self.reset_choices),
+            (layers.selection.events.active, self._on_active_changed),
+        ]
+        for emitter, callback in self._connections:
+            emitter.connect(callback)
+        for layer in layers:
             layer.events.name.connect(self.reset_choices)
+        _session.listen(self._viewer, self._on_session)
+        on_close(self._viewer, self.close_down)
 
         self.reset_choices()
-        active = self._viewer.layers.selection.active
-        if any(active is layer for layer in self.stack.choices):  # a z-stack is selected
-            self.stack.value = active
-            self.mode.value = STACK
+        self._follow(layers.selection.active)
         self._on_stack_changed()
         self._update_visibility()
+        self._adopt_menu_session()
 
-    # -- choices --------------------------------------------------------------------------
-    def _pair_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
-        return [(layer.name, layer) for layer in image_layers(self._viewer.layers)]
+    def _on_session(self, kind: str, origin: str) -> None:
+        if kind == "pair" and origin == "menu":
+            self._adopt_menu_session()
 
-    def _stack_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
-        return [(layer.name, layer) for layer in image_layers(self._viewer.layers, min_ndim=3)]
-
-    def _axis_choices(self, _widget: Any = None) -> list[tuple[str, int]]:
-        stack_widget = self.get_widget("stack")
-        layer = stack_widget.value if stack_widget is not None else None
-        if layer is None:
-            return []
-        shape = layer.data[0].shape if layer.multiscale else layer.data.shape
-        return [(f"{k}: {layer.axis_labels[k]} ({shape[k]})", k) for k in range(layer.ndim - 2)]
-
-    def reset_choices(self, *_: Any) -> None:
-        super().reset_choices()
-        self._separate_pair()
-
-    def _separate_pair(self) -> None:
-        """Offer two different layers as A and B when there are two to choose from."""
-        a, b = self.layer_a.value, self.layer_b.value
-        if a is not None and a is b:
-            others = [layer for layer in self.layer_b.choices if layer is not a]
-            if others:
-                self.layer_b.value = others[0]
-
-    def _on_layer_inserted(self, event: Any) -> None:
-        event.value.events.name.connect(self.reset_choices)
-        self.reset_choices()
-
-    def _on_stack_changed(self, *_: Any) -> None:
-        self.z_axis.reset_choices()
-        layer = self.stack.value
-        if layer is not None:
-            self.z_axis.value = default_z_axis(layer)
-
-    def _update_visibility(self, *_: Any) -> None:
-        pair = self.mode.value == PAIR
-        for name in ("layer_a", "layer_b"):
-            self[name].visible = pair
-        for name in ("stack", "z_axis", "strategy"):
-            self[name].visible = not pair
-        decision_used = pair or self.strategy.value.startswith("pairwise")
-        self.threshold.visible = decision_used
-        self.min_region.visible = decision_used
-
-    # -- parameters and runs --------------------------------------------------------------
+    # -- runs -----------------------------------------------------------------------------
     def options(self) -> FusionOptions:
         """The run options the controls show."""
         return options_from_controls(self)
@@ -201,24 +121,29 @@ class FocusFusionWidget(Container):
         try:
             if self.mode.value == PAIR:
                 if self.layer_a.value is None or self.layer_b.value is None:
-                    raise ValueError("add two image layers (A and B) to fuse")
-                job = pair_job(self.layer_a.value, self.layer_b.value, point)
+                    raise ValueError(_choices.no_partner_message(self._viewer.layers, self.layer_a.value))
+                layers = (self.layer_a.value, self.layer_b.value)
+                job = pair_job(*layers, point)
             else:
                 if self.stack.value is None:
                     raise ValueError("add an image layer with at least 3 axes to fold as a z-stack")
+                layers = (self.stack.value,)
                 job = stack_job(self.stack.value, self.z_axis.value, point)
         except (ValueError, TypeError) as exc:
-            self.status.value = str(exc)
+            set_status(self.status, str(exc), notify_details=False)
             show_error(str(exc))
             return False
+        warning = long_run_warning(job, options.device)
+        if warning:
+            show_warning(warning)
 
         def on_result(result: Any, seconds: float) -> None:
-            self._show(job, result, seconds, options)
+            self._show(job, layers, result, seconds, options)
 
         def on_error(exc: BaseException) -> None:
-            self.status.value = "cancelled" if isinstance(exc, Cancelled) else f"failed: {exc}"
+            set_status(self.status, "cancelled" if isinstance(exc, Cancelled) else f"failed: {exc}")
 
-        self.status.value = f"running on {options.device}…"
+        set_status(self.status, warning or f"running {job.name} on {options.device}…", notify_details=False)
         return self.runner.start(
             lambda progress: job.run(options, progress),
             description=f"Focus fusion: {job.name}",
@@ -229,51 +154,86 @@ class FocusFusionWidget(Container):
     def cancel(self) -> None:
         self.runner.cancel()
 
-    def _show(self, job: PairJob | StackJob, result: Any, seconds: float, options: FusionOptions) -> None:
+    def _show(self, job: Any, layers: tuple, result: Any, seconds: float, options: FusionOptions) -> None:
         if isinstance(job, PairJob):
-            # the sliders may have moved while the network ran: decide with today's values
-            settings = self.options().settings()
-            if settings != result.settings:
-                result = job.redecide(result.focus_map, settings)
-            show_pair(self._viewer, job, result)
-            self._cached = (job, result.focus_map)
+            self.show_pair_result(job, layers, result)
         else:
-            show_stack(self._viewer, job, result)
-        self.status.value = f"{job.name}: done in {seconds:.1f} s ({options.device})"
-
-    # -- live threshold -------------------------------------------------------------------
-    def _schedule_refresh(self, *_: Any) -> None:
-        if self._cached is not None and self.mode.value == PAIR and not self.runner.running:
-            self._live_timer.start()
+            self.show_stack_result(job, result)
+        set_status(self.status, f"{job.name}: done in {seconds:.1f} s on {device_used(options)}")
 
     def refresh_decision(self) -> FusionResult | None:
-        """Re-decide the last pair from its cached focus map with the current settings.
+        """Re-decide the current pair now, on this thread, and show it (scripts, tests).
 
-        Only the core's ``decide`` and ``blend`` run (no network); the decision map and
-        fused layers are updated in place. Returns the new result, or None without one.
+        Moving the sliders does the same on a worker thread. Returns the new result, or
+        None when no pair has been fused yet.
         """
-        if self._cached is None:
+        session = self._pair_session()
+        if session is None:
             return None
-        job, focus_map = self._cached
-        try:
-            result = job.redecide(focus_map, self.options().settings())
-        except ValueError as exc:
-            self.status.value = str(exc)
-            return None
-        show_pair(self._viewer, job, result, focus_map=False)
-        self.status.value = (
-            f"{job.name}: β {result.settings.threshold:.2f}, "
-            f"min region {100 * result.settings.min_region:.1f} %"
-        )
-        return result
+        decision = session.decide(self.options().settings(), self.live.request_number())
+        self._apply_decision(decision)
+        return session.result(decision)
 
-    # -- buttons --------------------------------------------------------------------------
+    # -- buttons and state ----------------------------------------------------------------
     def _on_run_clicked(self, *_: Any) -> None:
         self.run()
 
     def _on_cancel_clicked(self, *_: Any) -> None:
         self.cancel()
 
+    def _on_swap_clicked(self, *_: Any) -> None:
+        a, b = self.layer_a.value, self.layer_b.value
+        if a is not None and b is not None:
+            self.layer_a.value = b
+            self.layer_b.reset_choices()
+            self.layer_b.value = a
+            self._schedule_refresh()
+
+    def _on_reset_edits_clicked(self, *_: Any) -> None:
+        if _paint.reset(self._viewer):
+            self._schedule_refresh(force=True)
+            set_status(self.status, "painted corrections reset", notify_details=False)
+
+    def _on_height_clicked(self, *_: Any) -> None:
+        from acnn_fusion.napari._height import show_height_view
+
+        try:
+            show_height_view(self._viewer)
+        except ValueError as exc:
+            set_status(self.status, str(exc), notify_details=False)
+
+    def _on_defaults_clicked(self, *_: Any) -> None:
+        _panel.restore_defaults(self)
+
+    def _remember(self, *_: Any) -> None:
+        if self._alive:
+            _panel.remember(self)
+
     def _set_running(self, running: bool) -> None:
+        if not self._alive:
+            return
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
+        self.progress.visible = running
+        self.progress.value = 0
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if self._alive:
+            show_progress(self.progress, done, total)
+
+    def close_down(self) -> None:
+        """Cancel work and disconnect from the viewer (its window is closing); idempotent."""
+        if not self._alive:
+            return
+        self._alive = False
+        self.runner.shutdown()
+        self.live.shutdown()
+        try:
+            self._live_timer.stop()
+        except RuntimeError:  # Qt deleted it already (application exit)
+            pass
+        for emitter, callback in self._connections:
+            emitter.disconnect(callback)
+        for layer in self._viewer.layers:
+            layer.events.name.disconnect(self.reset_choices)
+        _session.unlisten(self._viewer, self._on_session)
