@@ -20,7 +20,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
 from acnn_fusion.batch import MODES, BatchReport, run_batch
-from acnn_fusion.napari._controls import option_controls, options_from_controls
+from acnn_fusion.napari._controls import apply_preset, option_controls, options_from_controls
 from acnn_fusion.napari._lifecycle import on_close
 from acnn_fusion.napari._runner import Cancelled, FusionRunner
 from acnn_fusion.napari._status import make_progress_bar, make_status_label, set_status, show_progress
@@ -114,11 +114,7 @@ class BatchFusionWidget(Container):
 
     def _on_preset_changed(self, *_args) -> None:
         """A preset sets β and the minimum region to its values (they stay editable)."""
-        from acnn_fusion.core.pipeline import PRESETS
-
-        settings = PRESETS[self.preset.value]
-        self.threshold.value = settings.threshold
-        self.min_region.value = round(100 * settings.min_region, 3)
+        apply_preset(self, self.preset.value)
 
     def _close_down(self) -> None:
         self._alive = False

@@ -11,7 +11,7 @@ from typing import Any
 
 from napari.layers import Image, Layer
 
-from acnn_fusion.core.pipeline import PRESETS
+from acnn_fusion.napari._controls import apply_preset
 from acnn_fusion.napari._layers import default_z_axis, full_resolution, image_layers
 from acnn_fusion.napari._panel import PAIR, STACK
 
@@ -129,9 +129,7 @@ class ChoicesMixin:
             self.z_axis.value = default_z_axis(layer)
 
     def _on_preset_changed(self, *_: Any) -> None:
-        settings = PRESETS[self.preset.value]
-        self.threshold.value = settings.threshold
-        self.min_region.value = round(100 * settings.min_region, 3)
+        apply_preset(self, self.preset.value)  # type: ignore[arg-type]  # a mixin of a Container
 
     def _update_visibility(self, *_: Any) -> None:
         pair = self.mode.value == PAIR
@@ -140,5 +138,5 @@ class ChoicesMixin:
         for name in ("stack", "z_axis", "strategy", "align", "detect_channel", "height_button"):
             self[name].visible = not pair
         decision_used = pair or self.strategy.value.startswith("pairwise")
-        self.threshold.visible = decision_used
-        self.min_region.visible = decision_used
+        for name in ("threshold", "min_region", "min_region_px"):
+            self[name].visible = decision_used

@@ -77,6 +77,11 @@ def option_control(name: str, devices: list[str] | None = None) -> Widget:
         return FloatSpinBox(
             name=name, label="min region (% area)", min=0.0, max=50.0, step=0.1, value=value, tooltip=tip
         )
+    if name == "min_region_px":
+        value = PRESETS["default"].min_region_px
+        return SpinBox(
+            name=name, label="min region (px)", min=0, max=10**8, step=256, value=value, tooltip=tip
+        )
     if name == "device":
         return ComboBox(name=name, label=label, choices=devices or ["auto", "cpu"], value="auto", tooltip=tip)
     if name == "tile":
@@ -101,6 +106,22 @@ def option_control(name: str, devices: list[str] | None = None) -> Widget:
             name=name, label=label, value=FusionOptions.__dataclass_fields__[name].default, tooltip=tip
         )
     raise TypeError(f"no control for option {name!r} of type {kind}")
+
+
+def apply_preset(container: Container, preset: str) -> None:
+    """Set the decision controls a container has to the values of ``preset`` (still editable)."""
+    from acnn_fusion.core.pipeline import PRESETS
+
+    settings = PRESETS[preset]
+    shown = {
+        "threshold": settings.threshold,
+        "min_region": round(DISPLAY_SCALE["min_region"] * settings.min_region, 3),
+        "min_region_px": settings.min_region_px,
+    }
+    for name, value in shown.items():
+        control = container.get_widget(name)
+        if control is not None:
+            control.value = value
 
 
 def option_controls(devices: list[str] | None = None) -> list[Widget]:

@@ -10,21 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import (
-    CheckBox,
     ComboBox,
-    FloatSlider,
-    FloatSpinBox,
     Label,
     PushButton,
     RadioButtons,
-    SpinBox,
     Widget,
 )
 
 from acnn_fusion.core.pipeline import PRESETS
 from acnn_fusion.napari._controls import option_control, option_tooltip
 from acnn_fusion.napari._status import make_progress_bar, make_status_label
-from acnn_fusion.options import DEFAULT_TILE, MIN_TILE, PRECISIONS, PRESET_NAMES, STRATEGIES
+from acnn_fusion.options import DEFAULT_TILE
 
 PAIR = "two images"
 STACK = "z-stack"
@@ -35,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "strategy": "features",
     "threshold": PRESETS["default"].threshold,
     "min_region": round(100 * PRESETS["default"].min_region, 3),
+    "min_region_px": PRESETS["default"].min_region_px,
+    "composition": "copy",
     "align": False,
     "device": "auto",
     "precision": "auto",
@@ -87,36 +85,12 @@ def build_controls(devices: list[str], choices: dict[str, Any]) -> list[Widget]:
             tooltip="the focus (z) axis; other non-spatial axes are taken at the viewer's position",
         ),
         _heading("basic_heading", "decision", "settings that change which input each pixel comes from"),
-        ComboBox(name="preset", label="preset", choices=list(PRESET_NAMES), value=DEFAULTS["preset"]),
-        ComboBox(name="strategy", label="stack method", choices=list(STRATEGIES), value=DEFAULTS["strategy"]),
-        FloatSlider(
-            name="threshold",
-            label="threshold β",
-            min=0.0,
-            max=1.0,
-            step=0.01,
-            value=DEFAULTS["threshold"],
-        ),
-        FloatSpinBox(
-            name="min_region",
-            label="min region (% area)",
-            min=0.0,
-            max=50.0,
-            step=0.1,
-            value=DEFAULTS["min_region"],
-        ),
-        CheckBox(name="align", label="align slices", value=DEFAULTS["align"]),
+        *(option_control(name, devices) for name in ("preset", "strategy", "threshold", "min_region_px")),
+        option_control("min_region"),
+        option_control("align"),
+        option_control("composition"),
         _heading("advanced_heading", "advanced", "hardware and memory: these do not change the decision"),
-        ComboBox(name="device", label="device", choices=devices, value=DEFAULTS["device"]),
-        ComboBox(name="precision", label="precision", choices=list(PRECISIONS), value=DEFAULTS["precision"]),
-        SpinBox(
-            name="tile",
-            label="tile (px)",
-            min=4 * MIN_TILE,
-            max=16384,
-            step=64,
-            value=DEFAULTS["tile"],
-        ),
+        *(option_control(name, devices) for name in ("device", "precision", "tile")),
         option_control("detect_channel"),
         option_control("weights"),
         PushButton(name="run_button", text="Run", tooltip="run the network and show the results as layers"),
@@ -152,7 +126,7 @@ def add_option_tooltips(container: Any) -> None:
             text = option_tooltip(name)
             if name == "min_region":
                 text += " (shown in % of the image area)"
-            if name in ("threshold", "min_region"):
+            if name in ("threshold", "min_region", "min_region_px"):
                 text += "; moving it re-decides the last pair at once (no network run)"
             widget.tooltip = text
 

@@ -56,7 +56,7 @@ class TuningMixin:
     def show_pair_result(self, job: PairJob, layers: tuple, result: Any) -> None:
         session = PairSession(job, result.focus_map, (id(layers[0]), id(layers[1])))
         self.adopt_pair(job, result, session)
-        settings = self.options().settings()
+        settings = self.fusion_options().settings()
         if session.overrides is not None or settings != result.settings:
             self.live.request(session, settings)  # sliders moved during the run, or painted edits
 
@@ -106,7 +106,7 @@ class TuningMixin:
             if _session.current(self._viewer, "pair") is not None:
                 set_status(self.status, "A and B changed: press Run to fuse this pair", notify_details=False)
             return
-        self.live.request(session, self.options().settings())
+        self.live.request(session, self.fusion_options().settings())
 
     def _apply_decision(self, decision: Decision) -> None:
         """Show a re-decision (GUI thread) if its session is still the current one."""

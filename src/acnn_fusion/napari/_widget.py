@@ -83,6 +83,7 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
         self._live_timer.timeout.connect(self._request_live)
         self.threshold.changed.connect(self._schedule_refresh)
         self.min_region.changed.connect(self._schedule_refresh)
+        self.min_region_px.changed.connect(self._schedule_refresh)
 
         layers = self._viewer.layers
         self._connections: list[tuple[Any, Any]] = [
@@ -109,13 +110,13 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
             self._adopt_menu_session()
 
     # -- runs -----------------------------------------------------------------------------
-    def options(self) -> FusionOptions:
+    def fusion_options(self) -> FusionOptions:
         """The run options the controls show."""
         return options_from_controls(self)
 
     def run(self) -> bool:
         """Start a fusion with the current choices; False if it could not start."""
-        options = self.options()
+        options = self.fusion_options()
         point = self._viewer.dims.point
         job: PairJob | StackJob
         try:
@@ -170,7 +171,7 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
         session = self._pair_session()
         if session is None:
             return None
-        decision = session.decide(self.options().settings(), self.live.request_number())
+        decision = session.decide(self.fusion_options().settings(), self.live.request_number())
         self._apply_decision(decision)
         return session.result(decision)
 
