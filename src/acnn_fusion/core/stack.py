@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from acnn_fusion.core.align import apply_shifts, estimate_shifts
+from acnn_fusion.core.align import ALIGN_MODELS, apply_transforms, centre_shifts, estimate_transforms
 from acnn_fusion.core.imageops import (
     GREY_WEIGHTS,
     SUPPORTED_DTYPES,
@@ -67,6 +67,8 @@ class StackResult:
     confidence: np.ndarray  # float32 ([T,] Y, X) in [0, 1]
     strategy: str
     shifts: np.ndarray | None = None  # (Z, 2) (dy, dx) applied per slice with align=True
+    # (Z, 3, 3) with align=True: slice z was resampled at transforms[z] · (row, col, 1)
+    transforms: np.ndarray | None = None
 
 
 def _standardise(stack: np.ndarray, axis: int, channel_axis: int | None) -> np.ndarray:
@@ -308,7 +310,7 @@ def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.nd
     best = np.zeros(volume.shape[1:], np.uint16)
     best_score = None
     if smoothing > 0:
-        weight = evidence**np.float32(EVIDENCE_POWER)
+        weight = evidence ** np.float32(EVIDENCE_POWER)
         coefficients = _neighbour_coefficients(weight, np.float32(smoothing) * (1 - own))
     del evidence
     for z in range(n_slices):
@@ -357,7 +359,7 @@ def _soft_fold(
     progress: ProgressCallback | None,
     smoothing: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per 2×2 pixel block, the slice that most clearly beats the stack's mean image.
+    """Per 2×2 pixel block, the slice that most clearly beats the stack's mean image, regularised.
 
     The score volume (:func:`_score_volume`) regularised by :func:`_regularise`. Returns
     ``(slice per block, confidence)``, both (h + 7, w + 7).
@@ -471,6 +473,7 @@ def fuse_stack(
     time_axis: int | None = None,
     detect_channel: int | None = None,
     align: bool = False,
+    align_model: str = "similarity",
     strategy: str = "features",
     depth_smoothing: float = 2.0,
     threshold: float | None = None,
@@ -488,21 +491,27 @@ def fuse_stack(
     and ``channel_axis``; uint8, uint16, float32 or float64. With ``time_axis`` each time
     point is folded on its own and the results gain a leading T axis. Focus is detected on the
     luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
-    every channel is then copied from the chosen slice. ``align`` first corrects drift
-    between slices (one translation per slice, :mod:`acnn_fusion.core.align`).
+    every channel is then copied from the chosen slice. ``align`` first registers every slice
+    onto the middle one with the motion model ``align_model`` (``translation``, ``similarity``
+    = scale + rotation + translation for focus breathing, the default, or ``affine``;
+    :mod:`acnn_fusion.core.align`). ``depth_smoothing`` (≥ 0, default 2; ``features`` strategy):
+    how strongly blocks with little focus evidence of their own take the depth of confident
+    neighbours; 0 = every 2×2 block takes its own best slice (the unregularised fold).
     ``threshold``/``min_region`` apply to the ``pairwise`` strategies; ``precision`` (``auto``,
     ``fp32``, ``bf16``) as in :func:`~acnn_fusion.core.inference.resolve_precision`.
     Returns a :class:`StackResult`.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    if align_model not in ALIGN_MODELS:
+        raise ValueError(f"unknown align_model {align_model!r}; choose from {ALIGN_MODELS}")
     if not (np.isfinite(depth_smoothing) and depth_smoothing >= 0):
         raise ValueError(f"depth_smoothing must be a finite number ≥ 0, got {depth_smoothing!r}")
     settings = resolve_settings(preset, threshold, min_region)
     if time_axis is not None:
         per_time_options = {
-            "detect_channel": detect_channel, "align": align, "strategy": strategy,
-            "depth_smoothing": depth_smoothing,
+            "detect_channel": detect_channel, "align": align, "align_model": align_model,
+            "strategy": strategy, "depth_smoothing": depth_smoothing,
             "threshold": threshold, "min_region": min_region, "preset": preset, "device": device,
             "tile": tile, "precision": precision, "weights": weights, "progress": progress,
         }  # fmt: skip
@@ -516,10 +525,11 @@ def fuse_stack(
     resolve_precision(precision, torch_device)  # refuse an unknown precision before any work
     model = load_model(weights)
     grey = FocusImage(standard, detect_channel)
-    shifts = None
+    shifts = transforms = None
     if align and len(grey) > 1:  # two grey slices at a time; the resampled stack may go to disk
-        shifts = estimate_shifts(grey)
-        standard = apply_shifts(standard, shifts)
+        transforms = estimate_transforms(grey, align_model)
+        shifts = centre_shifts(transforms, grey.shape[1:])
+        standard = apply_transforms(standard, transforms)
         grey = FocusImage(standard, detect_channel)
     shape = grey.shape[1:]
     if len(grey) == 1:
@@ -541,4 +551,11 @@ def fuse_stack(
         ndim = stack.ndim
         position = channel_axis % ndim - (1 if channel_axis % ndim > axis % ndim else 0)
         fused = np.moveaxis(fused, -1, position)
-    return StackResult(fused=fused, depth_map=depth, confidence=confidence, strategy=strategy, shifts=shifts)
+    return StackResult(
+        fused=fused,
+        depth_map=depth,
+        confidence=confidence,
+        strategy=strategy,
+        shifts=shifts,
+        transforms=transforms,
+    )
