@@ -28,12 +28,8 @@ class Planes(Protocol):
     def __getitem__(self, z: int) -> np.ndarray: ...
 
 
-def estimate_shifts(grey: Planes, upsample: int = 10) -> np.ndarray:
-    """Z grey planes → (Z, 2) float shifts (dy, dx) that move each slice onto the middle one.
-
-    ``grey``: (Y, X) planes by index (an array, or a lazy view such as
-    :class:`~acnn_fusion.core.stack.FocusImage`); two are held at a time.
-    """
+def _neighbour_steps(grey: Planes, upsample: int = 10) -> np.ndarray:
+    """(Z, 2) the shift that registers slice z onto slice z−1 (zero for slice 0)."""
     from skimage.filters import window
 
     n = len(grey)
@@ -52,7 +48,17 @@ def estimate_shifts(grey: Planes, upsample: int = 10) -> np.ndarray:
                 previous, plane, upsample_factor=upsample, normalization=None
             )
         previous = plane
-    chained = np.cumsum(steps, axis=0)  # onto slice 0
+    return steps
+
+
+def estimate_shifts(grey: Planes, upsample: int = 10) -> np.ndarray:
+    """Z grey planes → (Z, 2) float shifts (dy, dx) that move each slice onto the middle one.
+
+    ``grey``: (Y, X) planes by index (an array, or a lazy view such as
+    :class:`~acnn_fusion.core.stack.FocusImage`); two are held at a time.
+    """
+    n = len(grey)
+    chained = np.cumsum(_neighbour_steps(grey, upsample), axis=0)  # onto slice 0
     return chained - chained[n // 2]
 
 
@@ -182,6 +188,19 @@ def _pair_transform(
     return current
 
 
+#: A neighbour pair keeps its similarity / affine fit only if the fit's scale, turn or shear
+#: moves some image corner by at least this many pixels; otherwise it takes the translation.
+MIN_MOTION = 1.0
+
+
+def _linear_motion(transform: np.ndarray, shape: tuple[int, ...]) -> float:
+    """The largest distance (px) the linear part of ``transform`` moves an image corner by,
+    relative to the image centre (what a translation cannot do)."""
+    half = (np.array(shape[:2], float) - 1) / 2
+    corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]]) * half
+    return float(np.abs(corners @ (transform[:2, :2] - np.eye(2)).T).max())
+
+
 def estimate_transforms(grey: Planes, model: str = "similarity", upsample: int = 10) -> np.ndarray:
     """Z grey planes → (Z, 3, 3) transforms T_z that carry the middle slice's (row, col, 1) onto
     slice z's: resampling slice z at T_z · x puts it on the middle slice's grid.
@@ -192,7 +211,10 @@ def estimate_transforms(grey: Planes, model: str = "similarity", upsample: int =
     windows, the model fitted to the window displacements by least squares with outliers
     trimmed and refined on the resampled slice (:func:`_pair_transform`), the neighbour
     transforms chained to the middle slice. A neighbour pair whose windows do not support
-    the model (too few textured windows agree) falls back to the median window shift.
+    the model (too few textured windows agree) falls back to the median window shift; one
+    whose fit scales, turns or shears the image by less than :data:`MIN_MOTION` at the corners
+    takes the translation-only estimate (so ``similarity`` equals ``translation`` on a stack
+    without breathing).
     """
     if model not in ALIGN_MODELS:
         raise ValueError(f"unknown align model {model!r}; choose from {ALIGN_MODELS}")
@@ -202,12 +224,17 @@ def estimate_transforms(grey: Planes, model: str = "similarity", upsample: int =
         transforms[:, :2, 2] = -estimate_shifts(grey, upsample)
         return transforms
     steps = np.tile(np.eye(3), (n, 1, 1))  # steps[z]: slice z−1's coordinates → slice z's
+    translations = _neighbour_steps(grey, upsample)
     previous = None
     for z in range(n):
         plane = np.asarray(grey[z], dtype=np.float64)
         if previous is not None:
             window, centres = _patch_grid(plane.shape)
-            steps[z] = _pair_transform(previous, plane, model, upsample, window, centres)
+            step = _pair_transform(previous, plane, model, upsample, window, centres)
+            if _linear_motion(step, plane.shape) >= MIN_MOTION:
+                steps[z] = step
+            else:  # no scale or turn worth a pixel: the translation-only estimate
+                steps[z, :2, 2] = -translations[z]
         previous = plane
     mid = n // 2
     for z in range(mid + 1, n):
