@@ -1,6 +1,7 @@
 """Stack folding against extended-depth-of-field baselines on synthetic stacks with ground truth.
 
     .venv/bin/python benchmarks/quality_stacks.py [--out docs/results]
+    .venv/bin/python benchmarks/quality_stacks.py --speed  # 1024²×32 u16: with/without depth regularisation
 
 Stacks are rendered from scikit-image pictures (256×256) with a smooth tilted depth surface
 and an occluding foreground disc in the nearest slice; 5 to 30 slices; uint8 RGB and uint16
@@ -8,7 +9,12 @@ grey; with and without noise. Methods: ACNN (``features`` and ``pairwise``), var
 Sobel projection (15×15 windows), Laplacian-pyramid fusion. Scores: PSNR and SSIM of the
 fused image against the sharp original, and depth accuracy (share of textured pixels whose
 slice is within ±1 of the truth). The network runs in fp32, so the scores do not depend on
-the CPU; the seconds column is fp32 too.
+the CPU; the seconds column is fp32 too. ``acnn-features`` is the default fold (regularised
+depth, ``depth_smoothing=2``), ``acnn-features-unregularised`` the same fold with
+``depth_smoothing=0`` (each 2×2 block takes its own best slice: the fold before issue 13).
+A second table (``synthetic_stacks_flat_*``) scores stacks with a flat dark region in
+uint16 camera noise (:func:`~acnn_fusion.synthetic.render_flat_region_stack`): depth accuracy
+inside the flat region, where only the neighbours can tell the depth.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 sys.path.insert(0, str(Path(__file__).parent))
 from acnn_fusion import fuse_stack
 from acnn_fusion.core.imageops import GREY_WEIGHTS
-from acnn_fusion.core.stack import STRATEGIES
-from acnn_fusion.synthetic import render_stack
+from acnn_fusion.core.stack import STRATEGIES, FocusImage
+from acnn_fusion.synthetic import render_flat_region_stack, render_stack
 from baselines import laplacian_pyramid_fuse, projection
 from quality_pairs import _means, _write
 
@@ -64,10 +70,135 @@ def _textured(sharp: np.ndarray) -> np.ndarray:
     return sd > 0.02
 
 
+def flat_region_stacks():
+    """(name, stack) pairs: the tilted specimens with a flat dark disc, uint16, camera noise."""
+    yy, xx = np.mgrid[0:256, 0:256] / 255.0
+    flat = (yy - 0.45) ** 2 + (xx - 0.6) ** 2 < 0.06
+    sources = {
+        "astronaut": data.astronaut()[::2, ::2] @ GREY_WEIGHTS,
+        "brick": data.brick()[:256, :256].astype(np.float64),
+        "gravel": data.gravel()[:256, :256].astype(np.float64),
+    }
+    cases = []
+    for i, (name, grey) in enumerate(sources.items()):
+        sharp = (grey / 255.0 * 3000 + 300).astype(np.uint16)
+        for n_slices, noise in ((12, 0.005), (30, 0.01)):
+            depth = (n_slices - 1) * np.clip(0.7 * xx + 0.3 * yy, 0, 1)
+            case = render_flat_region_stack(
+                sharp, depth, n_slices, flat, radius_per_slice=1.2 * 12 / n_slices, noise=noise, seed=i
+            )
+            cases.append((f"{name}-flat-z{n_slices}-n{noise:g}", case))
+    return cases
+
+
+def _flat_table(out: Path) -> None:
+    rows = []
+    for name, case in flat_region_stacks():
+        truth = case.depth_index.astype(int)
+        inner = ndimage.binary_erosion(case.flat, iterations=8)
+        ours, plain, _ = fold_both(case.stack)
+        methods = {
+            "acnn-features": ours.depth_map,
+            "acnn-features-unregularised": plain.depth_map,
+            "variance-projection": projection(case.stack, "variance")[1],
+            "sobel-projection": projection(case.stack, "sobel")[1],
+        }
+        for method, depth in methods.items():
+            error = np.abs(depth.astype(int) - truth)
+            rows.append(
+                {
+                    "case": name,
+                    "method": method,
+                    "flat_depth_within_1": float(np.mean(error[inner] <= 1)),
+                    "textured_depth_within_1": float(np.mean(error[~case.flat & _textured(case.sharp)] <= 1)),
+                    "outliers": depth_outliers(depth),
+                }
+            )
+        print(name, "  ".join(f"{r['method']} {r['flat_depth_within_1']:.3f}" for r in rows[-4:]), flush=True)
+    _write(rows, out / "synthetic_stacks_flat_per_case")
+    means = _means(rows, key="case")
+    _write(means, out / "synthetic_stacks_flat_means")
+    for row in means:
+        print(row)
+
+
+def fold_both(stack: np.ndarray, smoothing: float = 2.0):
+    """The ``features`` fold in fp32 with regularised depth (``depth_smoothing=smoothing``, the
+    default) and unregularised (``depth_smoothing=0``, each block its own best slice) from one
+    network pass: the score volume is computed once and regularised both ways, as
+    ``fuse_stack`` does. Returns (default result, unregularised result, seconds of the default)."""
+    import torch
+
+    from acnn_fusion.core.inference import DEFAULT_TILE, grid_to_pixels
+    from acnn_fusion.core.stack import StackResult, _gather, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.weights import load_model
+
+    start = time.perf_counter()
+    standard = _standardise(stack, 0, -1 if stack.ndim == 4 else None)
+    grey = FocusImage(standard)
+    volume = _score_volume(load_model(), grey, torch.device("cpu"), DEFAULT_TILE, "fp32", None)
+    network = time.perf_counter() - start
+    results, seconds = [], 0.0
+    for value in (smoothing, 0.0):
+        start = time.perf_counter()
+        best, confidence = _regularise(volume, value)
+        depth = grid_to_pixels(best, grey.shape[1:])
+        results.append(
+            StackResult(
+                fused=_gather(standard, depth),
+                depth_map=depth,
+                confidence=grid_to_pixels(confidence, grey.shape[1:]),
+                strategy="features",
+            )
+        )
+        if value == smoothing:
+            seconds = network + time.perf_counter() - start
+    return results[0], results[1], seconds
+
+
+def depth_outliers(depth: np.ndarray, slices: int = 2, window: int = 9) -> float:
+    """Share of isolated depth outliers: pixels whose depth differs by more than ``slices`` from
+    the median of their ``window``×``window`` neighbourhood (edges repeated)."""
+    median = ndimage.median_filter(depth.astype(np.int32), size=window, mode="nearest")
+    return float(np.mean(np.abs(depth.astype(np.int32) - median) > slices))
+
+
+def speed(repeats: int = 1) -> None:
+    """Wall time of the default fold with and without depth regularisation, interleaved, on the
+    speed benchmark's 1024²×32 uint16 stack (default precision, as a user runs it)."""
+    from speed import textured
+
+    stack = textured((32, 1024, 1024), np.uint16, 0)
+    fuse_stack(stack[:2, :64, :64])  # load the model, warm up
+    times: dict[str, list[float]] = {"depth_smoothing=0 (before)": [], "depth_smoothing=2 (default)": []}
+    for _ in range(repeats):
+        for label, smoothing in (("depth_smoothing=0 (before)", 0.0), ("depth_smoothing=2 (default)", 2.0)):
+            start = time.perf_counter()
+            fuse_stack(stack, depth_smoothing=smoothing)
+            times[label].append(time.perf_counter() - start)
+            print(label, f"{times[label][-1]:.1f} s", flush=True)
+    best = {label: min(values) for label, values in times.items()}
+    before, after = best.values()
+    print(
+        f"best of {repeats}: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in best.items())
+        + f"; ratio {after / before:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
+    parser.add_argument("--speed", action="store_true", help="only the speed comparison (see speed())")
+    parser.add_argument("--flat-only", action="store_true", help="only the flat-region table")
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     args = parser.parse_args()
+    if args.speed:
+        speed()
+        return
+    _flat_table(args.out)
+    if args.flat_only:
+        return
     rows = []
     for name, case in synthetic_stacks():
         sharp, stack, truth = case.sharp, case.stack, case.depth_index.astype(int)
@@ -75,7 +206,12 @@ def main() -> None:
         data_range = 255 if sharp.dtype == np.uint8 else float(sharp.max())
         channel_axis = -1 if sharp.ndim == 3 else None
         methods = {}
-        for strategy in STRATEGIES:
+        for strategy in args.strategies:
+            if strategy == "features":  # both depth settings from one network pass
+                ours, plain, seconds = fold_both(stack)
+                methods["acnn-features"] = (ours.fused, ours.depth_map, seconds)
+                methods["acnn-features-unregularised"] = (plain.fused, plain.depth_map, seconds)
+                continue
             start = time.perf_counter()
             result = fuse_stack(stack, strategy=strategy, precision="fp32")
             methods[f"acnn-{strategy}"] = (result.fused, result.depth_map, time.perf_counter() - start)

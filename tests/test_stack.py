@@ -73,10 +73,12 @@ def test_single_slice_returns_it():
 def test_tiled_and_untiled_stacks_agree(synthetic_stack, precision):
     whole = fuse_stack(synthetic_stack.stack, tile=4096, precision=precision)
     tiled = fuse_stack(synthetic_stack.stack, tile=48, precision=precision)
-    # every tile computes each covering patch and sums it in the same order; the network
-    # itself may round differently for another tile shape (≤ 1 ulp), which can only flip a
-    # pixel whose two best slices tie to within that rounding
-    np.testing.assert_allclose(whole.confidence, tiled.confidence, atol=1e-5)
+    # every tile computes each covering patch and sums it in the same order, and the depth
+    # regularisation runs once on the whole block grid; the network itself may round
+    # differently for another tile shape (≤ 1 ulp of log-odds up to ~50), which moves the
+    # confidence (a tanh of a log-odds margin) by ~1e-5 and can only flip a pixel whose two
+    # best slices tie to within that rounding
+    np.testing.assert_allclose(whole.confidence, tiled.confidence, atol=1e-4)
     differ = whole.depth_map != tiled.depth_map
     assert differ.mean() < 1e-4
     assert np.array_equal(whole.fused[~differ], tiled.fused[~differ])

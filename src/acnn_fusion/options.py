@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import re
 import typing
@@ -22,6 +23,7 @@ Strategy = Literal["features", "pairwise", "pairwise-tree"]
 Precision = Literal["auto", "fp32", "bf16"]
 Kind = Literal["pair", "stack"]
 Composition = Literal["copy", "pyramid"]
+AlignModel = Literal["translation", "similarity", "affine"]
 
 PRESET_NAMES: tuple[str, ...] = get_args(Preset)
 #: stack folds: ``features`` (one network pass per slice, scored against the stack's mean),
@@ -32,6 +34,8 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 KINDS: tuple[str, ...] = get_args(Kind)
 #: how the fused image is assembled from the decision/depth map (:mod:`acnn_fusion.core.compose`)
 COMPOSITIONS: tuple[str, ...] = get_args(Composition)
+#: motion models of slice alignment (:mod:`acnn_fusion.core.align`)
+ALIGN_MODELS: tuple[str, ...] = get_args(AlignModel)
 
 #: Default tile edge in pixels: bounds memory; on the CPU 256 measured faster than 512 and 1024
 #: (docs/performance.md). On a GPU larger tiles may pay.
@@ -103,6 +107,20 @@ class FusionOptions:
     align: bool = _option(
         False, "correct drift between slices before folding", kinds=("stack",), example=True
     )
+    align_model: AlignModel = _option(
+        "similarity",
+        "motion between slices that --align corrects: translation, similarity (scale + rotation + "
+        "translation: focus breathing) or affine",
+        kinds=("stack",),
+        example="affine",
+    )
+    depth_smoothing: float = _option(
+        2.0,
+        "features fold: how strongly blocks with little focus evidence take the depth of confident "
+        "neighbours (0 = each 2×2 block its own best slice)",
+        kinds=("stack",),
+        example=0.5,
+    )
     detect_channel: int | None = _option(
         None,
         "detect focus on this channel only (default: luminance or all channels)",
@@ -132,7 +150,7 @@ class FusionOptions:
     def __post_init__(self) -> None:
         if isinstance(self.weights, os.PathLike):
             object.__setattr__(self, "weights", os.fspath(self.weights))
-        for name in ("threshold", "min_region"):
+        for name in ("threshold", "min_region", "depth_smoothing"):
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -144,6 +162,8 @@ class FusionOptions:
             raise ValueError(f"min_region must be a fraction in [0, 1), got {self.min_region}")
         if self.min_region_px is not None and self.min_region_px < 0:
             raise ValueError(f"min_region_px must be ≥ 0 pixels, got {self.min_region_px}")
+        if not (math.isfinite(self.depth_smoothing) and self.depth_smoothing >= 0):
+            raise ValueError(f"depth_smoothing must be a finite number ≥ 0, got {self.depth_smoothing!r}")
         if self.tile < MIN_TILE:
             raise ValueError(f"tile must be at least {MIN_TILE} pixels, got {self.tile}")
         if not _DEVICE_PATTERN.match(str(self.device).lower()):

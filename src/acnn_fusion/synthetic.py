@@ -304,3 +304,102 @@ def render_thin_scene(
         thin=thin,
         halo=(soft > 0.02) & ~foreground,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack cases (issue 13: coherent depth, alignment beyond translation)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FlatRegionStack(SyntheticStack):
+    """A focal stack whose specimen has a flat (featureless) region; ``flat`` marks it."""
+
+    flat: np.ndarray
+
+
+def render_flat_region_stack(
+    sharp: np.ndarray,
+    depth: np.ndarray,
+    n_slices: int,
+    flat: np.ndarray,
+    *,
+    level: float | None = None,
+    radius_per_slice: float = 1.5,
+    noise: float = 0.01,
+    seed: int = 0,
+) -> FlatRegionStack:
+    """:func:`render_stack` of ``sharp`` with the region ``flat`` set to one ``level``.
+
+    The default level is dark (the 5th percentile of ``sharp``): a flat dark region such as
+    the background of a fluorescence stack, where only the camera ``noise`` differs between
+    slices. The true depth there is ``depth``'s (the flat part lies on the same surface), which
+    no focus measure can see: a good fold takes it from the textured neighbours.
+    """
+    scene = sharp.astype(np.float64).copy()
+    scene[flat] = np.percentile(scene, 5) if level is None else level
+    stack = render_stack(
+        _cast_like(scene, sharp.dtype),
+        depth,
+        n_slices,
+        radius_per_slice=radius_per_slice,
+        noise=noise,
+        seed=seed,
+    )
+    return FlatRegionStack(stack=stack.stack, sharp=stack.sharp, depth_index=stack.depth_index, flat=flat)
+
+
+@dataclass
+class BreathingStack(SyntheticStack):
+    """A focal stack with a magnification change between slices (focus breathing).
+
+    ``magnification[z]``: the scale of slice z against the middle slice (1 there);
+    ``transforms[z]``: the 3×3 map of the middle slice's (row, col, 1) onto slice z's.
+    ``depth_index`` and ``sharp`` are on the middle slice's grid.
+    """
+
+    magnification: np.ndarray
+    transforms: np.ndarray
+
+
+def render_breathing_stack(
+    sharp: np.ndarray,
+    depth: np.ndarray,
+    n_slices: int,
+    *,
+    scale_per_slice: float = 0.01,
+    rotation_per_slice: float = 0.0,
+    radius_per_slice: float = 1.5,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> BreathingStack:
+    """:func:`render_stack`, then slice z magnified by (1 + ``scale_per_slice``)^(z − Z//2) and
+    turned by ``rotation_per_slice``·(z − Z//2) radians about the image centre (linear resampling)."""
+    base = render_stack(sharp, depth, n_slices, radius_per_slice=radius_per_slice, noise=noise, seed=seed)
+    height, width = sharp.shape[:2]
+    centre = (np.array([height, width], float) - 1) / 2
+    steps = np.arange(n_slices) - n_slices // 2
+    magnification = (1.0 + scale_per_slice) ** steps
+    transforms = np.tile(np.eye(3), (n_slices, 1, 1))
+    stack = np.empty_like(base.stack)
+    for z in range(n_slices):
+        angle = rotation_per_slice * steps[z]
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        forward = magnification[z] * rotation  # middle-slice offset from the centre → slice z's
+        transforms[z, :2, :2] = forward
+        transforms[z, :2, 2] = centre - forward @ centre
+        inverse = np.linalg.inv(forward)  # slice z's pixel x shows the scene at centre + inverse (x − centre)
+        plane = base.stack[z].astype(np.float64)
+        channels = [plane] if plane.ndim == 2 else [plane[..., c] for c in range(plane.shape[-1])]
+        moved = [
+            ndimage.affine_transform(c, inverse, offset=centre - inverse @ centre, order=1, mode="nearest")
+            for c in channels
+        ]
+        stack[z] = _cast_like(moved[0] if plane.ndim == 2 else np.stack(moved, -1), sharp.dtype)
+    return BreathingStack(
+        stack=stack,
+        sharp=base.sharp,
+        depth_index=base.depth_index,
+        magnification=magnification,
+        transforms=transforms,
+    )

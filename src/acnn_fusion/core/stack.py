@@ -29,9 +29,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
-from acnn_fusion.core.align import apply_shifts, estimate_shifts
-from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, to_unit_range, unit_range_bounds
+from acnn_fusion.core.align import apply_transforms, centre_shifts, estimate_transforms
+from acnn_fusion.core.compose import compose_stack
+from acnn_fusion.core.imageops import (
+    GREY_WEIGHTS,
+    SUPPORTED_DTYPES,
+    scratch_array,
+    to_unit_range,
+    unit_range_bounds,
+)
 from acnn_fusion.core.inference import (
     ProgressCallback,
     autocast,
@@ -61,6 +69,8 @@ class StackResult:
     confidence: np.ndarray  # float32 ([T,] Y, X) in [0, 1]
     strategy: str
     shifts: np.ndarray | None = None  # (Z, 2) (dy, dx) applied per slice with align=True
+    # (Z, 3, 3) with align=True: slice z was resampled at transforms[z] · (row, col, 1)
+    transforms: np.ndarray | None = None
 
 
 def _standardise(stack: np.ndarray, axis: int, channel_axis: int | None) -> np.ndarray:
@@ -152,26 +162,26 @@ class FocusImage:
 
 
 @torch.inference_mode()
-def _soft_fold(
+def _score_volume(
     model: ACNN,
     grey: FocusImage,
     device: torch.device,
     tile: int,
     precision: str,
     progress: ProgressCallback | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per 2×2 pixel block, the slice that most clearly beats the stack's mean image.
+) -> np.ndarray:
+    """The stack's score volume, built tile by tile.
 
     Every slice is scored against one reference, the mean grey image of the stack, as
-    log-odds ½[logit(slice vs mean) − logit(mean vs slice)]; each block averages the
-    log-odds of the 16×16 patches covering it (the paper's focus-map averaging) and takes
-    the slice with the highest. Returns ``(slice per block, share of the covering patches
-    whose own highest slice is that one)``, both (h + 7, w + 7).
+    log-odds ½[logit(slice vs mean) − logit(mean vs slice)]; each 2×2 block averages the
+    log-odds of the 16×16 patches covering it (the paper's focus-map averaging). Returns
+    float32 (Z, h + 7, w + 7) block-averaged log-odds, a
+    :func:`~acnn_fusion.core.imageops.scratch_array` (on disk when large). Every tile
+    computes the patches and sums an untiled run does, in the same order.
     """
     n_slices, height, width = grey.shape
     h, w = score_map_shape(height, width)
-    best_slice = np.zeros((h + 7, w + 7), dtype=np.uint16)
-    agreement = np.zeros((h + 7, w + 7), dtype=np.float32)
+    volume = scratch_array((n_slices, h + 7, w + 7), np.float32)
     tiles = score_tiles(height, width, tile, halo=7)  # tiles of the block grid
     model = prepare(model, device)
     dtype = resolve_precision(precision, device)
@@ -188,55 +198,176 @@ def _soft_fold(
             reference_a = model.head.project(reference, as_a=True) + model.head.fc1_bias()
             reference_b = model.head.project(reference, as_a=False) + model.head.fc1_bias()
         done += 1
-        tile_best = tile_odds = patch_best = patch_odds = None
         for z in range(n_slices):
             with autocast(device, dtype):
                 features = model.branch(to_input(grey.block(slice(z, z + 1), in_rows, in_cols), device))
                 first = model.head.classify(model.head.project(features, as_a=True) + reference_b)[0]
                 second = model.head.classify(model.head.project(features, as_a=False) + reference_a)[0]
             odds = (((first[0] - first[1]) - (second[0] - second[1])).float() / 2).cpu().numpy()
-            averaged = patch_average_blocks(odds, (first_row, first_col), (block_rows, block_cols), (h, w))
-            if tile_odds is None or tile_best is None or patch_odds is None or patch_best is None:
-                tile_odds, tile_best = averaged, np.zeros(averaged.shape, np.uint16)
-                patch_odds, patch_best = odds, np.zeros(odds.shape, np.int32)
-            else:
-                better = averaged > tile_odds
-                tile_odds = np.where(better, averaged, tile_odds)
-                tile_best[better] = z
-                better_patch = odds > patch_odds
-                patch_odds = np.where(better_patch, odds, patch_odds)
-                patch_best[better_patch] = z
+            volume[z, block_rows, block_cols] = patch_average_blocks(
+                odds, (first_row, first_col), (block_rows, block_cols), (h, w)
+            )
             done += 1
             if progress is not None:
                 progress(done, total)
-        assert tile_best is not None and patch_best is not None  # n_slices ≥ 1
-        best_slice[block_rows, block_cols] = tile_best
-        agreement[block_rows, block_cols] = _agreement(
-            patch_best, tile_best, first_row, first_col, block_rows, block_cols
-        )
-    return best_slice, agreement
+    return volume
 
 
-def _agreement(
-    patch_best: np.ndarray,
-    block_best: np.ndarray,
-    first_row: int,
-    first_col: int,
-    rows: slice,
-    cols: slice,
-) -> np.ndarray:
-    """For each block, the share of its covering patches whose own best slice is the block's."""
-    padded = np.pad(patch_best, 7, constant_values=-1)  # -1: no patch there
-    row0, col0 = rows.start - first_row, cols.start - first_col
-    n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
-    agreeing = np.zeros(block_best.shape, np.float32)
-    covering = np.zeros(block_best.shape, np.float32)
-    for dr in range(8):
-        for dc in range(8):
-            window = padded[row0 + dr : row0 + dr + n_rows, col0 + dc : col0 + dc + n_cols]
-            agreeing += window == block_best
-            covering += window >= 0
-    return agreeing / covering
+#: Neighbourhood scales (Gaussian standard deviation in 2×2 blocks) of the confidence-weighted
+#: smoothing in :func:`_regularise`: local neighbours first, wider ones where none is confident.
+SMOOTHING_SCALES = (4.0, 16.0, 64.0)
+#: A block's evidence e (log-odds by which its best slice stands out of its slices' mean) at
+#: which its own scores and its neighbours' count equally. Camera noise gives e ≈ 0.4–1 (the
+#: light-sheet background), texture in focus 5–50 (benchmarks/quality_stacks.py --sweep).
+EVIDENCE_SCALE = 2.0
+#: Neighbours weigh by e**EVIDENCE_POWER; the neighbour term fades as 1 / (1 + (e / scale)**GATE_POWER).
+EVIDENCE_POWER = 2.0
+GATE_POWER = 8.0
+
+
+def _expand_linear(values: np.ndarray, n: int, factor: int, axis: int) -> np.ndarray:
+    """Linear interpolation of a grid reduced by ``factor`` back to the n sample centres on ``axis``."""
+    m = values.shape[axis]
+    position = np.clip((np.arange(n) + 0.5) / factor - 0.5, 0, m - 1)
+    low = np.minimum(np.floor(position).astype(np.intp), max(m - 2, 0))
+    high = np.minimum(low + 1, m - 1)
+    frac = (position - low).astype(np.float32)
+    shape = [1, 1]
+    shape[axis] = n
+    frac = frac.reshape(shape)
+    out = np.take(values, low, axis=axis)
+    out *= 1 - frac
+    upper = np.take(values, high, axis=axis)
+    upper *= frac
+    out += upper
+    return out
+
+
+def _blur(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur (σ in grid steps, edges repeated) of a (h, w) float32 grid.
+
+    Wide blurs run on the grid reduced by block means (σ of 2–4 steps there) and are
+    interpolated back linearly.
+    """
+    factor = int(2 ** np.floor(np.log2(max(1.0, sigma / 2))))
+    if factor == 1:
+        return ndimage.gaussian_filter(values, sigma, mode="nearest")
+    h, w = values.shape
+    padded = np.pad(values, ((0, -h % factor), (0, -w % factor)), mode="edge")
+    small = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor).mean((1, 3))
+    small = ndimage.gaussian_filter(small, sigma / factor, mode="nearest")
+    return _expand_linear(_expand_linear(small, h, factor, 0), w, factor, 1)
+
+
+def _neighbour_coefficients(weight: np.ndarray, gain: np.ndarray) -> list[np.ndarray]:
+    """Per scale, c_k such that Σ_k c_k · blur_k(weight · S) is ``gain`` times the neighbours'
+    weighted mean of S, taken at the finest scale that has evidence.
+
+    At each scale of :data:`SMOOTHING_SCALES` the weighted mean is a normalised convolution,
+    blur(weight · S) / W with W = blur(weight); the finer one counts by its coverage
+    W / (W + w₀), w₀ the weight of a block at :data:`EVIDENCE_SCALE`, and the next coarser
+    scale fills the rest.
+    """
+    floor = np.float32(EVIDENCE_SCALE**EVIDENCE_POWER)
+    remaining = gain.astype(np.float32, copy=True)
+    coefficients = []
+    for k, sigma in enumerate(SMOOTHING_SCALES):
+        blurred = np.maximum(_blur(weight, sigma), np.float32(1e-12))
+        if k == len(SMOOTHING_SCALES) - 1:
+            coefficients.append(remaining / blurred)
+        else:
+            coverage = blurred / (blurred + floor)
+            coefficients.append(remaining * coverage / blurred)
+            remaining *= 1 - coverage
+    return coefficients
+
+
+def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: the slice where the regularised score volume peaks, and a confidence.
+
+    A block's evidence is the prominence of its best slice, e = max_z S − mean_z S
+    (log-odds). Each slice's scores become R_z = S_z + ``smoothing`` · g · N(S_z): N the
+    neighbours' e²-weighted mean (:func:`_neighbour_coefficients`), g = 1 / (1 + (e / e₀)⁸) with e₀ =
+    :data:`EVIDENCE_SCALE`. A block with clear evidence of its own (e ≫ e₀) keeps its slice;
+    one with little (no structure, noise) takes the depth of the confident blocks around
+    it. Computed one slice at a time (bounded memory) on the whole block grid, after every
+    tile is scored, so tiled and untiled runs agree exactly; ``smoothing=0`` is the plain
+    per-block maximum (the fold before regularisation).
+
+    Confidence, in [0, 1]: (1 − g) · tanh(m⁺ / e₀), m the block's own margin
+    S(d) − max S(z) over slices z more than one away from its slice d (any other slice in a
+    stack of ≤ 3). Near 1 where the block's own scores clearly pick its depth, 0 where its
+    depth is a guess taken from its neighbours.
+    """
+    n_slices = volume.shape[0]
+    top = np.asarray(volume[0], np.float32).copy()
+    total = np.zeros(volume.shape[1:], np.float32)
+    for z in range(n_slices):
+        plane = np.asarray(volume[z], np.float32)
+        np.maximum(top, plane, out=top)
+        total += plane
+    evidence = np.maximum(top - total / np.float32(n_slices), 0, dtype=np.float32)
+    del top, total
+    own = 1 - 1 / (1 + (evidence / np.float32(EVIDENCE_SCALE)) ** np.float32(GATE_POWER))
+    best = np.zeros(volume.shape[1:], np.uint16)
+    best_score = None
+    if smoothing > 0:
+        weight = evidence ** np.float32(EVIDENCE_POWER)
+        coefficients = _neighbour_coefficients(weight, np.float32(smoothing) * (1 - own))
+    del evidence
+    for z in range(n_slices):
+        score = np.array(volume[z], np.float32)
+        if smoothing > 0:
+            weighted = weight * score
+            for sigma, coefficient in zip(SMOOTHING_SCALES, coefficients, strict=True):
+                blurred = _blur(weighted, sigma)
+                blurred *= coefficient
+                score += blurred
+                del blurred
+            del weighted
+        if best_score is None:
+            best_score = score
+        else:
+            better = score > best_score
+            best_score[better] = score[better]
+            best[better] = z
+        del score
+    if smoothing > 0:
+        del weight, coefficients
+    del best_score
+    reach = 1 if n_slices > 3 else 0  # rivals: slices more than one away, if the stack has them
+    chosen = np.zeros(volume.shape[1:], np.float32)
+    rival = np.full(volume.shape[1:], -np.inf, np.float32)
+    for z in range(n_slices):
+        plane = np.asarray(volume[z], np.float32)
+        here = best == z
+        chosen[here] = plane[here]
+        far = (best < z - reach) | (best > z + reach)
+        np.maximum(rival, plane, out=rival, where=far)
+    chosen -= rival  # the margin; +inf where no slice is far enough to be a rival
+    np.maximum(chosen, 0, out=chosen)
+    chosen /= np.float32(EVIDENCE_SCALE)
+    np.tanh(chosen, out=chosen)
+    chosen *= own
+    return best, chosen
+
+
+def _soft_fold(
+    model: ACNN,
+    grey: FocusImage,
+    device: torch.device,
+    tile: int,
+    precision: str,
+    progress: ProgressCallback | None,
+    smoothing: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per 2×2 pixel block, the slice that most clearly beats the stack's mean image, regularised.
+
+    The score volume (:func:`_score_volume`) regularised by :func:`_regularise`. Returns
+    ``(slice per block, confidence)``, both (h + 7, w + 7).
+    """
+    volume = _score_volume(model, grey, device, tile, precision, progress)
+    return _regularise(volume, smoothing)
 
 
 def _pairwise(
@@ -289,15 +420,6 @@ def _pairwise(
     while pending:  # leftovers of a stack whose size is not a power of two, right to left
         folded = merge(pending.pop()[1], folded)
     return folded[1], folded[2]
-
-
-def _gather(standard: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Every pixel (all channels) from the slice ``depth`` names, reading one slice at a time."""
-    fused = np.empty(standard.shape[1:], dtype=standard.dtype)
-    for z in np.unique(depth):
-        chosen = depth == z
-        fused[chosen] = standard[z][chosen]
-    return fused
 
 
 def _fuse_timelapse(
@@ -360,10 +482,13 @@ def fuse_stack(
     (:class:`~acnn_fusion.options.FusionOptions`, defaults if omitted) with ``changes``
     applied, e.g. ``fuse_stack(s, strategy="pairwise", precision="fp32")``. Focus is detected
     on the luminance (RGB), on ``detect_channel``, or on the mean of the normalised channels;
-    every channel is then copied from the chosen slice. ``align`` first corrects drift
-    between slices (one translation per slice, :mod:`acnn_fusion.core.align`).
-    ``threshold``/``min_region`` apply to the ``pairwise`` strategies. Returns a
-    :class:`StackResult`.
+    every channel is then taken from the chosen slice (``composition``). ``align`` first
+    registers every slice onto the middle one with the motion model ``align_model``
+    (``translation``, ``similarity`` = scale + rotation + translation for focus breathing, the
+    default, or ``affine``; :mod:`acnn_fusion.core.align`). ``depth_smoothing`` (``features``
+    strategy): how strongly blocks with little focus evidence of their own take the depth of
+    confident neighbours; 0 = every 2×2 block takes its own best slice. ``threshold`` and
+    the minimum region apply to the ``pairwise`` strategies. Returns a :class:`StackResult`.
     """
     options = (options or FusionOptions()).replace(**changes)
     settings = options.settings()
@@ -379,10 +504,11 @@ def fuse_stack(
     resolve_precision(options.precision, torch_device)  # refuse an unknown precision before any work
     model = load_model(options.weights)
     grey = FocusImage(standard, detect_channel)
-    shifts = None
+    shifts = transforms = None
     if options.align and len(grey) > 1:  # two grey slices at a time; the resampled stack may go to disk
-        shifts = estimate_shifts(grey)
-        standard = apply_shifts(standard, shifts)
+        transforms = estimate_transforms(grey, options.align_model)
+        shifts = centre_shifts(transforms, grey.shape[1:])
+        standard = apply_transforms(standard, transforms)
         grey = FocusImage(standard, detect_channel)
     shape = grey.shape[1:]
     tile, precision, strategy = options.tile, options.precision, options.strategy
@@ -390,17 +516,26 @@ def fuse_stack(
         depth = np.zeros(shape, np.uint16)
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
-        best_slice, agreement = _soft_fold(model, grey, torch_device, tile, precision, progress)
+        best_slice, block_confidence = _soft_fold(
+            model, grey, torch_device, tile, precision, progress, options.depth_smoothing
+        )
         depth = grid_to_pixels(best_slice, shape)
-        confidence = grid_to_pixels(agreement, shape)
+        confidence = grid_to_pixels(block_confidence, shape)
     else:
         tree = strategy == "pairwise-tree"
         depth, confidence = _pairwise(
             model, grey, settings, torch_device, tile, precision, progress, tree=tree
         )
-    fused = _gather(standard, depth)
+    fused = compose_stack(standard, depth, mode=settings.composition)
     if channel_axis is not None:  # put the channels back where the caller had them
         ndim = stack.ndim
         position = channel_axis % ndim - (1 if channel_axis % ndim > axis % ndim else 0)
         fused = np.moveaxis(fused, -1, position)
-    return StackResult(fused=fused, depth_map=depth, confidence=confidence, strategy=strategy, shifts=shifts)
+    return StackResult(
+        fused=fused,
+        depth_map=depth,
+        confidence=confidence,
+        strategy=strategy,
+        shifts=shifts,
+        transforms=transforms,
+    )

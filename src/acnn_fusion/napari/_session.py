@@ -150,7 +150,8 @@ class StackSession:
     def fused_box(self, depth: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
         """The fused pixels of ``box`` taken from the slices ``depth`` names."""
         stack = self.job.stack
-        part = np.asarray(stack[(slice(None), *box)])
+        rows, cols = box
+        part = np.asarray(stack[:, rows, cols])
         index = depth[box].astype(np.intp)[None]
         if part.ndim == 4:
             index = index[..., None]

@@ -1,0 +1,68 @@
+"""Coherent depth for stacks: the regularised score volume and its confidence."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from acnn_fusion import fuse_stack
+from acnn_fusion.core.stack import _regularise
+from acnn_fusion.synthetic import render_flat_region_stack
+
+
+@pytest.fixture(scope="module")
+def flat_stack():
+    """8 uint16 slices of a tilted specimen (depth 0 → 7 left to right) with a flat dark square."""
+    sharp = (data.camera()[::2, ::2][:128, :160].astype(np.float64) * 12 + 200).astype(np.uint16)
+    _yy, xx = np.mgrid[0:128, 0:160]
+    depth = 7.0 * xx / 159.0
+    flat = np.zeros(sharp.shape, bool)
+    flat[36:92, 52:108] = True
+    return render_flat_region_stack(sharp, depth, 8, flat, radius_per_slice=1.5, noise=0.01, seed=2)
+
+
+def test_flat_region_inherits_its_neighbours_depth(flat_stack):
+    truth = flat_stack.depth_index.astype(int)
+    inner = np.zeros(truth.shape, bool)
+    inner[44:84, 60:100] = True  # 8 px inside the flat square: no texture reaches here
+    regularised = fuse_stack(flat_stack.stack, precision="fp32")
+    alone = fuse_stack(flat_stack.stack, precision="fp32", depth_smoothing=0)
+
+    def within_one(result):
+        return float(np.mean(np.abs(result.depth_map[inner].astype(int) - truth[inner]) <= 1))
+
+    # each block on its own picks noise; with the neighbours' evidence the ramp continues
+    assert within_one(alone) < 0.6
+    assert within_one(regularised) > 0.9
+    # textured pixels keep their own depth
+    textured = ~flat_stack.flat
+    textured[:, :16] = textured[:, -16:] = False
+    assert np.mean(np.abs(regularised.depth_map[textured].astype(int) - truth[textured]) <= 1) > 0.9
+    # and the confidence says where depth was a guess
+    assert np.median(regularised.confidence[inner]) < 0.1
+    assert np.median(regularised.confidence[textured]) > 0.8
+
+
+def test_confident_blocks_keep_their_slice_and_weak_ones_follow():
+    """Known answer on a hand-made score volume, no network."""
+    z, h, w = 6, 40, 40
+    rng = np.random.default_rng(0)
+    volume = rng.normal(0, 0.3, (z, h, w)).astype(np.float32)  # noise: no block has evidence
+    volume[4, :, :20] += 10.0  # the left half clearly in focus in slice 4
+    volume[1, :, 20:] += 10.0  # the right half in slice 1
+    volume[:, 18:22, 8:12] = rng.normal(0, 0.3, (z, 4, 4))  # a weak patch inside the left half
+    volume[:, 30, 5] = 0.0
+    volume[2, 30, 5] = 6.0  # one confident block that disagrees with its neighbours
+    plain, _ = _regularise(volume, 0.0)
+    assert np.array_equal(plain, np.argmax(volume, axis=0))  # smoothing 0: each block's own best
+    best, confidence = _regularise(volume, 2.0)
+    assert (best[18:22, 8:12] == 4).all()  # the weak patch takes its neighbours' slice
+    assert best[30, 5] == 2  # clear evidence of its own is kept
+    left = best[:, :18].copy()
+    left[30, 5] = 4
+    assert (left == 4).all() and (best[:, 23:] == 1).all()
+    assert confidence[18:22, 8:12].max() < 0.1 and confidence[:10, :10].min() > 0.9
+
+
+def test_depth_smoothing_is_checked():
+    with pytest.raises(ValueError, match="depth_smoothing"):
+        fuse_stack(np.zeros((3, 32, 32), np.uint8), depth_smoothing=-1)
