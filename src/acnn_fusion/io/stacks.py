@@ -271,6 +271,8 @@ def read_stack(path: str | Path) -> StackData:
             # uncompressed, one block in the file, in this machine's byte order
             mappable = series.dataoffset is not None and series.dtype.isnative
             data = series.asarray(out="memmap") if mappable else series.asarray()
+            if data.dtype == bool:  # 1-bit: black and white, as read_image gives it
+                data = data.astype(np.uint8) * np.uint8(255)
             axes = series.axes.upper()
             sizes = physical_sizes(tif)
             names = channel_names(tif)
