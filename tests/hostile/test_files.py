@@ -373,7 +373,7 @@ def test_cli_fuse(name, hostile, tmp_path, capsys, stack8):
     path = hostile(name)
     other = tmp_path / "other.tif"
     image = read_image(path) if not MAKERS[name][1] else stack8[0]
-    if image.ndim == 3 and image.shape[-1] in (3, 4) or image.ndim == 2:
+    if (image.ndim == 3 and image.shape[-1] in (3, 4)) or image.ndim == 2:
         tifffile.imwrite(other, image[::-1].copy(), photometric="rgb" if image.ndim == 3 else None)
     else:
         tifffile.imwrite(other, stack8[0])
@@ -453,7 +453,6 @@ def test_ome_micrometre_round_trips(via, hostile, tmp_path, capsys):
         code, err = _cli(["batch", folder, tmp_path / "out", "--mode", "stack", "--device", "cpu"], capsys)
         out = tmp_path / "out" / "ome_fused.tif"
     assert code == 0, err
-    stack = read_stack(out.parent / out.name) if False else None  # noqa: F841
     from acnn_fusion.io.metadata import physical_sizes
 
     with tifffile.TiffFile(out) as tif:
