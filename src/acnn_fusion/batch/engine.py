@@ -195,14 +195,21 @@ class DaskExecutor:
             except (OSError, TimeoutError, ValueError, TypeError) as exc:
                 raise ValueError(f"cannot reach the dask scheduler {scheduler!r} ({exc})") from None
         else:
-            self.cluster = LocalCluster(
-                n_workers=self.n_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            )
-            self.client = Client(self.cluster)
+            try:
+                self.cluster = LocalCluster(
+                    n_workers=self.n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+                self.client = Client(self.cluster)
+            except Exception as exc:  # workers died while starting, no ports, …
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ClusterLost(
+                    f"not run: could not start a local dask cluster of {self.n_workers} worker(s) "
+                    f"({type(exc).__name__}: {first})"
+                ) from None
         self._futures: dict[Any, int] = {}
 
     def _worker_count(self) -> int:
@@ -427,9 +434,15 @@ def _run_jobs(
     if pending and stop():
         report.cancelled = True
     elif pending:
-        executor: Executor = (
-            DaskExecutor(scheduler, workers) if distributed else InProcessExecutor(tile_progress)
-        )
+        try:
+            executor: Executor = (
+                DaskExecutor(scheduler, workers) if distributed else InProcessExecutor(tile_progress)
+            )
+        except ClusterLost as lost:
+            for index, job in pending:
+                settle(index, BatchEntry(job.label, "failed", str(lost)))
+            pending = []
+            executor = InProcessExecutor(tile_progress)
         task = _JobTask(output_dir, parameters, options, sha, 1 if distributed else None, tag)
         try:
             for index, outcome in executor.results(pending, task):

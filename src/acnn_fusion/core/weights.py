@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -102,7 +103,9 @@ def _load_model_cached(path_str: str, _mtime: int) -> ACNN:
             "the file is damaged or was replaced"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about protocols of crafted files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's text suggests weights_only=False: never repeat that advice
         raise WeightsError(
             f"{path}: not a plain state dict of tensors ({type(exc).__name__}); refusing to load it"

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -177,7 +178,9 @@ def _resume(checkpoint_path: Path, model: ACNN, optimizer: Any, scheduler: Any) 
     """Load a checkpoint this trainer wrote; anything else is a one-line ValueError."""
     hint = "delete it or pass --restart"
     try:
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about protocols of crafted files
+            warnings.simplefilter("ignore")
+            state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # never repeat torch's weights_only=False advice
         raise ValueError(
             f"{checkpoint_path}: not a training checkpoint ({type(exc).__name__}); {hint}"
