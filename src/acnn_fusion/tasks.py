@@ -193,10 +193,10 @@ def fuse_stack_file(
         data, options, axis=z_axis, channel_axis=channel_axis, time_axis=time_axis, progress=progress
     )
     fused_axes, depth_axes = result_axes(stack, axis)
-    sizes = {"pixel_size": stack.pixel_size, "unit": stack.unit}
-    write_image(outputs.fused, result.fused, axes=fused_axes, **sizes)
+    size, unit = stack.pixel_size, stack.unit
+    write_image(outputs.fused, result.fused, axes=fused_axes, pixel_size=size, unit=unit)
     if outputs.depth_map is not None:
-        write_image(outputs.depth_map, result.depth_map, axes=depth_axes, **sizes)
+        write_image(outputs.depth_map, result.depth_map, axes=depth_axes, pixel_size=size, unit=unit)
     return result, stack
 
 
