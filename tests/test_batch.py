@@ -194,7 +194,7 @@ def test_write_errors_are_reported_and_the_rest_complete(stack_folder, tmp_path,
     real_imwrite = io_module.tifffile.imwrite
 
     def failing_for_one_input(path, *args, **kwargs):
-        if ".two_fused" in str(path):  # temporary names start with the output's name
+        if "-two_fused" in str(path).rsplit("/", 1)[-1]:  # temporary names carry the output stem
             raise error
         return real_imwrite(path, *args, **kwargs)
 

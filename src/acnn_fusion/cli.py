@@ -254,13 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: its first line, and the file for an OSError that names one."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (CLIError, ValueError, TypeError, FileNotFoundError, PermissionError, OSError) as exc:
-        print(f"acnn-fusion: error: {exc}", file=sys.stderr)
+    except (CLIError, ValueError, TypeError, OSError) as exc:  # input problems: one line
+        print(f"acnn-fusion: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("acnn-fusion: error: not enough memory for this input (try a smaller --tile)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("acnn-fusion: interrupted", file=sys.stderr)

@@ -285,7 +285,8 @@ def evaluate(a: np.ndarray, b: np.ndarray, fused: np.ndarray) -> dict[str, float
 
     Inputs may be grey or colour; they are converted with :func:`to_metric_grey` (non-uint8
     inputs, which must share one dtype, are scaled to 0–255 together). Raises ValueError
-    when the images' (Y, X) shapes differ.
+    when the images' (Y, X) shapes differ, when one holds NaN or infinite values, and when
+    a metric is undefined (flat or constant sources): no score is ever NaN.
     """
     arrays = {"a": np.asarray(a), "b": np.asarray(b), "fused": np.asarray(fused)}
     for name, img in arrays.items():
@@ -295,10 +296,24 @@ def evaluate(a: np.ndarray, b: np.ndarray, fused: np.ndarray) -> dict[str, float
     if len(set(spatial.values())) > 1:
         listed = ", ".join(f"{name} {shape}" for name, shape in spatial.items())
         raise ValueError(f"image shapes differ: {listed}")
-    ga, gb, gf = _metric_greys(*arrays.values())
-    return {
+    for name, img in arrays.items():
+        if img.dtype.kind not in "uifb":
+            raise ValueError(f"{name} must have a real numeric dtype, got {img.dtype}")
+        if img.dtype.kind == "f" and not np.isfinite(img).all():
+            raise ValueError(f"{name} contains NaN or infinite values; the metrics are undefined for it")
+    ga, gb, gf = _metric_greys(
+        *(img.astype(np.uint8) if img.dtype == bool else img for img in arrays.values())
+    )
+    scores = {
         "MI": fusion_mi(ga, gb, gf),
         "Qabf": q_abf(ga, gb, gf),
         "QMI": q_mi(ga, gb, gf),
         "QY": q_y(ga, gb, gf),
     }
+    undefined = [name for name, value in scores.items() if not np.isfinite(value)]
+    if undefined:
+        raise ValueError(
+            f"{', '.join(undefined)} undefined for these images: A and B have no edges or local "
+            "contrast (flat or constant), so there is nothing to score"
+        )
+    return scores

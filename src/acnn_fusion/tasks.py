@@ -8,6 +8,9 @@ Also here: scoring a folder of pairs and the sample-data demo, so no face comput
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,9 +21,11 @@ import numpy as np
 
 from acnn_fusion.io import (
     IMAGE_SUFFIXES,
+    LOSSY_SUFFIXES,
     StackData,
     find_fused,
     find_pairs,
+    layout,
     read_image,
     read_stack,
     stack_axes,
@@ -54,30 +59,93 @@ class StackOutputs:
         return [p for p in (self.fused, self.depth_map) if p is not None]
 
 
-def _input_files(inputs: Sequence[Path]) -> set[Path]:
-    """Resolved input files; a folder input counts as every file in it."""
-    found: set[Path] = set()
+def _resolved(path: Path, role: str) -> Path:
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:  # Python < 3.13 raises RuntimeError for a loop
+        raise ValueError(f"{role} {path}: symbolic link loop ({exc})") from None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: the same for hard links and differently cased names."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _input_files(inputs: Sequence[Path]) -> tuple[set[Path], set[tuple[int, int]]]:
+    """Resolved input paths and their file identities; a folder input counts as every file in it."""
+    paths: set[Path] = set()
+    identities: set[tuple[int, int]] = set()
     for path in inputs:
-        resolved = Path(path).resolve()
-        found.add(resolved)
+        resolved = _resolved(Path(path), "input")
+        members = [resolved]
         if resolved.is_dir():
-            found.update(p.resolve() for p in resolved.iterdir())
-    return found
+            members += list(resolved.iterdir())
+        for member in members:
+            try:
+                member = member.resolve()
+            except (RuntimeError, OSError):
+                continue  # a link loop inside a folder holds no data to protect
+            paths.add(member)
+            identity = _identity(member)
+            if identity is not None:
+                identities.add(identity)
+    return paths, identities
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file or folder (resolved paths, or device and inode)."""
+    if _resolved(Path(first), "path") == _resolved(Path(second), "path"):
+        return True
+    one, other = _identity(Path(first)), _identity(Path(second))
+    return one is not None and one == other
+
+
+def refuse_input_overwrite(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
+    """ValueError if an output is a folder or is, resolves to, or is linked to an input file."""
+    protected, identities = _input_files(inputs)
+    for out in outputs:
+        resolved = _resolved(Path(out), "output")
+        if resolved.is_dir():
+            raise ValueError(f"output {out} is a folder; give a file name")
+        identity = _identity(resolved)
+        if resolved in protected or (identity is not None and identity in identities):
+            raise ValueError(f"output {out} is one of the inputs; refusing to overwrite an input")
 
 
 def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
-    """Refuse (ValueError) an output that is an input, or two outputs that are one file."""
-    protected = _input_files(inputs)
+    """Refuse (ValueError) before anything runs: an output that is, or is linked to, an input.
+
+    An output is refused when its resolved path (symlinks, ``..``) is an input or a file of an
+    input folder, when it is the same file as one (hard links, another spelling on a
+    case-insensitive file system: compared by device and inode), when it is a folder, when two
+    outputs are one file, or when its format is not one we write losslessly (JPEG: a fused
+    image would hold pixels from neither source).
+    """
+    refuse_input_overwrite(outputs, inputs)
     seen: dict[Path, Path] = {}
+    seen_ids: dict[tuple[int, int], Path] = {}
     for out in outputs:
-        resolved = Path(out).resolve()
-        if resolved in protected or any(resolved == Path(i).resolve() for i in inputs):
-            raise ValueError(f"output {out} is one of the inputs; refusing to overwrite an input")
-        if resolved in seen:
-            raise ValueError(f"outputs {seen[resolved]} and {out} are the same file; give each its own name")
-        seen[resolved] = Path(out)
-        if out.suffix.lower() not in IMAGE_SUFFIXES:
+        out = Path(out)
+        suffix = out.suffix.lower()
+        if suffix in LOSSY_SUFFIXES:
+            raise ValueError(
+                f"{out}: JPEG is lossy, so the written pixels would come from neither source; "
+                "write .tif or .png"
+            )
+        if suffix not in IMAGE_SUFFIXES:
             raise ValueError(f"{out}: unsupported output type {out.suffix!r} (use .tif or .png)")
+        resolved = _resolved(out, "output")
+        identity = _identity(resolved)
+        twin = seen.get(resolved) or (seen_ids.get(identity) if identity is not None else None)
+        if twin is not None:
+            raise ValueError(f"outputs {twin} and {out} are the same file; give each its own name")
+        seen[resolved] = out
+        if identity is not None:
+            seen_ids[identity] = out
 
 
 def write_focus_map(path: Path, focus_map: np.ndarray) -> None:
@@ -124,10 +192,25 @@ def fuse_stack_file(
     result = fuse_stack(
         data, options, axis=z_axis, channel_axis=channel_axis, time_axis=time_axis, progress=progress
     )
-    write_image(outputs.fused, result.fused, pixel_size=stack.pixel_size, unit=stack.unit)
+    fused_axes, depth_axes = result_axes(stack, axis)
+    size, unit = stack.pixel_size, stack.unit
+    write_image(outputs.fused, result.fused, axes=fused_axes, pixel_size=size, unit=unit)
     if outputs.depth_map is not None:
-        write_image(outputs.depth_map, result.depth_map, pixel_size=stack.pixel_size, unit=stack.unit)
+        write_image(outputs.depth_map, result.depth_map, axes=depth_axes, pixel_size=size, unit=unit)
     return result, stack
+
+
+def result_axes(stack: StackData, axis: int | None = None) -> tuple[str, str]:
+    """Axes of a folded stack's fused image and depth map: the stack's without the focus axis.
+
+    Time (if any) comes first, as :func:`~acnn_fusion.core.stack.fuse_stack` returns it; the
+    other axes keep their order (``ZYXC`` → ``YXC``, ``TZCYX`` → ``TCYX``).
+    """
+    found = layout(stack.axes, stack.data.shape, axis)
+    dropped = {found.z_axis, found.time_axis}
+    rest = "".join(a for i, a in enumerate(found.axes) if i not in dropped)
+    prefix = "T" if found.time_axis is not None else ""
+    return prefix + rest, prefix + "YX"
 
 
 # -- scoring ------------------------------------------------------------------------------
@@ -157,7 +240,11 @@ def evaluate_folder(
             from acnn_fusion.core.pipeline import fuse_pair
 
             fused = fuse_pair(image_a, image_b, options).fused
-        row: dict[str, Any] = {"pair": pair.stem, **evaluate(image_a, image_b, fused)}
+        try:
+            scores = evaluate(image_a, image_b, fused)
+        except ValueError as exc:
+            raise ValueError(f"pair {pair.stem}: {exc}") from None
+        row: dict[str, Any] = {"pair": pair.stem, **scores}
         if fused_dir is None:
             row["seconds"] = time.perf_counter() - start
         rows.append(row)
@@ -205,18 +292,17 @@ def run_demo(sample_dir: Path, out: Path, options: FusionOptions, say: Callable[
                 f"{sample_dir} holds other files but not the sample pair ({', '.join(SAMPLE_FILES)}); "
                 "give --sample-dir an empty or new folder to render the sample data into"
             )
-        from acnn_fusion.synthetic import write_sample_data
-
         say(f"rendering the sample data into {sample_dir}")
-        write_sample_data(sample_dir)
+        _render_samples_without_replacing(sample_dir)
+    outputs = [out / "fused.tif", out / "focus_map.tif", out / "decision_map.png"]
+    check_outputs(outputs, [sample_dir])
     image_a, image_b = read_image(sample_dir / "pair_A.tif"), read_image(sample_dir / "pair_B.tif")
     fuse_pair(image_a[:64, :64], image_b[:64, :64], options)  # load the model, warm up
     start = time.perf_counter()
     result = fuse_pair(image_a, image_b, options)
     seconds = time.perf_counter() - start
-    write_image(out / "fused.tif", result.fused)
-    write_image(out / "focus_map.tif", result.focus_map)
-    write_image(out / "decision_map.png", result.decision_map)
+    for path, image in zip(outputs, (result.fused, result.focus_map, result.decision_map), strict=True):
+        write_image(path, image)
     scores = evaluate(image_a, image_b, result.fused)
     truth = read_image(sample_dir / "pair_mask.png") > 0
     sharp = read_image(sample_dir / "pair_sharp.tif")
@@ -229,3 +315,24 @@ def run_demo(sample_dir: Path, out: Path, options: FusionOptions, say: Callable[
         f"against ground truth: decision accuracy {np.mean(result.decision_map == truth):.2%}, "
         f"PSNR {psnr(result.fused, sharp):.2f} dB"
     )
+
+
+def _render_samples_without_replacing(sample_dir: Path) -> None:
+    """Render the sample data into a private folder, then link each file in; an existing file stays."""
+    from acnn_fusion.synthetic import write_sample_data
+
+    sample_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".acnn-tmp-demo-", dir=sample_dir))
+    try:
+        for rendered in write_sample_data(scratch):
+            try:
+                os.link(rendered, sample_dir / rendered.name)  # fails if the name exists
+            except FileExistsError:
+                raise ValueError(
+                    f"{sample_dir / rendered.name} exists; refusing to replace it with sample data"
+                ) from None
+            except OSError:  # no hard links here: copy, still never replacing
+                with open(rendered, "rb") as src, open(sample_dir / rendered.name, "xb") as dst:
+                    shutil.copyfileobj(src, dst)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -10,10 +10,21 @@ from dataclasses import asdict
 from typing import Any
 
 from acnn_fusion.batch.discovery import MODES, Job, find_jobs
-from acnn_fusion.batch.engine import BatchStopped, process_job, run_batch
-from acnn_fusion.batch.records import REPORT_CSV, REPORT_JSON, SIDECAR_SUFFIX, BatchEntry, BatchReport
+from acnn_fusion.batch.engine import BatchStopped, ClusterLost, process_job, run_batch
+from acnn_fusion.batch.records import (
+    LOCK_NAME,
+    MANIFEST_NAME,
+    REPORT_CSV,
+    REPORT_JSON,
+    SIDECAR_SUFFIX,
+    BatchEntry,
+    BatchReport,
+    OutputFolderBusy,
+)
 
 __all__ = [
+    "LOCK_NAME",
+    "MANIFEST_NAME",
     "MODES",
     "REPORT_CSV",
     "REPORT_JSON",
@@ -21,7 +32,9 @@ __all__ = [
     "BatchEntry",
     "BatchReport",
     "BatchStopped",
+    "ClusterLost",
     "Job",
+    "OutputFolderBusy",
     "batch_fuse_command",
     "find_jobs",
     "process_job",

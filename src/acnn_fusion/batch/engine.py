@@ -10,6 +10,8 @@ recorded as ``failed`` and the others go on. No GUI imports here.
 from __future__ import annotations
 
 import errno
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,20 +20,28 @@ from typing import Any, Protocol
 from acnn_fusion._version import __version__
 from acnn_fusion.batch.discovery import Job, find_jobs
 from acnn_fusion.batch.records import (
-    REPORT_CSV,
-    REPORT_JSON,
     SIDECAR_SUFFIX,
     BatchEntry,
     BatchReport,
+    claim_temporaries,
     is_done,
     model_sha256,
-    remove_stale_temporaries,
+    output_folder_lock,
+    release_temporaries,
     sidecar_path,
     write_report,
     write_sidecar,
 )
+from acnn_fusion.io import temporaries_tagged
 from acnn_fusion.options import FusionOptions
-from acnn_fusion.tasks import PairOutputs, StackOutputs, fuse_pair_files, fuse_stack_file
+from acnn_fusion.tasks import (
+    PairOutputs,
+    StackOutputs,
+    fuse_pair_files,
+    fuse_stack_file,
+    refuse_input_overwrite,
+    same_file,
+)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -40,8 +50,12 @@ class BatchStopped(Exception):
     """Raised inside a fusion's progress callback once ``should_stop()`` turns true."""
 
 
+class ClusterLost(RuntimeError):
+    """The dask cluster has had no worker for too long, restarts included."""
+
+
 def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, (ValueError, TypeError, FileNotFoundError)):
+    if isinstance(exc, (ValueError, TypeError, FileNotFoundError, ClusterLost)):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"disk full while writing outputs ({exc}); free space and re-run to resume"
@@ -77,13 +91,20 @@ def process_job(
     version: str,
     torch_threads: int | None = None,
     tile_progress: ProgressCallback | None = None,
+    temp_tag: str | None = None,
 ) -> BatchEntry:
     """Fuse one input, write its outputs and its sidecar; return its :class:`BatchEntry`.
 
     A top-level (picklable) function so that it can run as a dask task. Errors of the input
     become a ``failed`` entry; :class:`BatchStopped` from ``tile_progress`` propagates.
-    ``torch_threads`` limits torch's intra-op threads in this process (workers of a cluster).
+    ``torch_threads`` limits torch's intra-op threads in this process (workers of a cluster);
+    ``temp_tag`` (the run's id) goes into the names of the temporary files it writes.
     """
+    if temp_tag is not None:
+        with temporaries_tagged(temp_tag):
+            return process_job(
+                job, output_dir, parameters, options, sha, version, torch_threads, tile_progress
+            )
     if torch_threads is not None:
         import torch
 
@@ -138,8 +159,24 @@ class InProcessExecutor:
         pass
 
 
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 class DaskExecutor:
-    """One task per job on a dask cluster: an existing one (``scheduler``) or a local one."""
+    """One task per job on a dask cluster: an existing one (``scheduler``) or a local one.
+
+    Waiting is bounded: when the cluster has had no worker for ``grace_s`` seconds
+    (``ACNN_FUSION_WORKER_GRACE_S``, default 60), a local cluster is restarted, at most
+    ``restarts`` times (``ACNN_FUSION_WORKER_RESTARTS``, default 2); then every job still
+    outstanding fails with :class:`ClusterLost` and the run finishes its report. A job whose
+    worker keeps dying fails on its own (dask's allowed failures).
+    """
+
+    poll_s = 1.0
 
     def __init__(self, scheduler: str | None, workers: int | None) -> None:
         try:
@@ -148,54 +185,124 @@ class DaskExecutor:
             raise ImportError(
                 "workers/scheduler need dask.distributed: pip install 'napari-acnn-fusion[distributed]'"
             ) from exc
+        self.grace_s = _env_number("ACNN_FUSION_WORKER_GRACE_S", 60.0)
+        self.restarts = int(_env_number("ACNN_FUSION_WORKER_RESTARTS", 2))
+        self.n_workers = int(workers or 1)
         self.cluster = None
         if scheduler:
-            self.client = Client(scheduler)
+            try:
+                self.client = Client(scheduler, timeout=_env_number("ACNN_FUSION_CONNECT_TIMEOUT_S", 30.0))
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                raise ValueError(f"cannot reach the dask scheduler {scheduler!r} ({exc})") from None
         else:
-            self.cluster = LocalCluster(
-                n_workers=int(workers or 1),
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            )
-            self.client = Client(self.cluster)
+            try:
+                self.cluster = LocalCluster(
+                    n_workers=self.n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+                self.client = Client(self.cluster)
+            except Exception as exc:  # workers died while starting, no ports, …
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ClusterLost(
+                    f"not run: could not start a local dask cluster of {self.n_workers} worker(s) "
+                    f"({type(exc).__name__}: {first})"
+                ) from None
         self._futures: dict[Any, int] = {}
+
+    def _worker_count(self) -> int:
+        try:
+            return len(self.client.nthreads())
+        except Exception:  # the scheduler itself is gone or not answering
+            return 0
+
+    def _restart(self) -> None:
+        if self.cluster is None:
+            return
+        try:
+            self.cluster.scale(0)
+            self.cluster.scale(self.n_workers)
+        except Exception:
+            pass  # the next grace period tells whether it worked
 
     def results(
         self, work: list[tuple[int, Job]], task: Task
     ) -> Iterator[tuple[int, BatchEntry | BaseException]]:
-        from dask.distributed import as_completed
+        from dask.distributed import wait
 
         # one torch thread per task: worker processes must not oversubscribe the cores
         self._futures = {self.client.submit(task, job, None, pure=False): index for index, job in work}
-        for future in as_completed(list(self._futures)):
-            index = self._futures.pop(future)
+        restarts, empty_since = 0, None
+        while self._futures:
             try:
-                yield index, future.result()
-            except Exception as exc:  # a worker died, or the task could not run
-                yield index, exc
+                done, _ = wait(list(self._futures), timeout=self.poll_s, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            for future in done:
+                index = self._futures.pop(future)
+                try:
+                    yield index, future.result()
+                except Exception as exc:  # a worker died, or the task could not run
+                    yield index, exc
+            if done or self._worker_count() > 0:
+                empty_since = None
+                continue
+            now = time.monotonic()
+            empty_since = empty_since if empty_since is not None else now
+            if now - empty_since < self.grace_s:
+                continue
+            if restarts < self.restarts and self.cluster is not None:
+                restarts += 1
+                self._restart()
+                empty_since = time.monotonic()
+                continue
+            lost = ClusterLost(
+                f"not run: the dask cluster has had no workers for {self.grace_s:.0f} s"
+                + (f" after {restarts} restart(s)" if self.cluster is not None else "")
+                + "; check the workers' memory and logs, then re-run to resume"
+            )
+            for future, index in list(self._futures.items()):
+                self._futures.pop(future)
+                yield index, lost
+            self.cancel_all(list(self._futures))
+
+    def cancel_all(self, futures: list[Any]) -> None:
+        if futures:
+            try:
+                self.client.cancel(futures)
+            except Exception:
+                pass
 
     def cancel(self) -> None:
-        if self._futures:
-            self.client.cancel(list(self._futures))
+        self.cancel_all(list(self._futures))
 
     def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        for close in (lambda: self.client.close(timeout=10), lambda: self.cluster and self.cluster.close(10)):
+            try:
+                close()
+            except Exception:
+                pass  # a cluster that lost its workers may not close cleanly; never hang here
 
 
 class _JobTask:
     """:func:`process_job` with the run's fixed arguments; picklable for dask."""
 
     def __init__(
-        self, output_dir: Path, parameters: dict, options: FusionOptions, sha: str, threads: int | None
+        self,
+        output_dir: Path,
+        parameters: dict,
+        options: FusionOptions,
+        sha: str,
+        threads: int | None,
+        temp_tag: str | None = None,
     ):
         self.args = (output_dir, parameters, options, sha, __version__, threads)
+        self.temp_tag = temp_tag
 
     def __call__(self, job: Job, tile_progress: ProgressCallback | None) -> BatchEntry:
-        return process_job(job, *self.args, tile_progress=tile_progress)
+        return process_job(job, *self.args, tile_progress=tile_progress, temp_tag=self.temp_tag)
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -204,16 +311,18 @@ def _check_folders(input_dir: Path, output_dir: Path, jobs: list[Job], save_maps
         raise FileNotFoundError(f"no such folder: {input_dir}")
     if not input_dir.is_dir():
         raise ValueError(f"{input_dir}: batch input must be a folder")
-    if output_dir.resolve() == input_dir.resolve():
+    if same_file(output_dir, input_dir):
         raise ValueError(
             f"output folder {output_dir} is the input folder; choose another folder for the results"
         )
-    inputs = {p.resolve() for job in jobs for p in job.inputs}
-    for job in jobs:
-        for name in [*job.output_names(save_maps), job.name + SIDECAR_SUFFIX]:
-            out = (output_dir / name).resolve()
-            if out in inputs:
-                raise ValueError(f"output {out} would overwrite an input; refusing to overwrite an input")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output folder {output_dir} is a file; give a folder for the results")
+    outputs = [
+        output_dir / name
+        for job in jobs
+        for name in [*job.output_names(save_maps), job.name + SIDECAR_SUFFIX]
+    ]
+    refuse_input_overwrite(outputs, [p for job in jobs for p in job.inputs])
 
 
 def run_batch(
@@ -264,11 +373,44 @@ def run_batch(
     sha = model_sha256(options.weights)
     report = BatchReport(input_dir, output_dir, kind, parameters, sha, __version__)
     output_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(
-        output_dir,
-        [REPORT_JSON, REPORT_CSV]
-        + [n for job in jobs for n in [*job.output_names(save_maps), job.name + SIDECAR_SUFFIX]],
-    )
+    tag = secrets.token_hex(4)
+    with output_folder_lock(output_dir), temporaries_tagged(tag):
+        claim_temporaries(output_dir, tag)  # only temporaries of runs recorded in the manifest
+        try:
+            _run_jobs(
+                jobs,
+                report,
+                options,
+                parameters,
+                sha,
+                tag,
+                progress=progress,
+                should_stop=should_stop,
+                on_entry=on_entry,
+                scheduler=scheduler,
+                workers=workers,
+            )
+        finally:
+            release_temporaries(output_dir, tag)
+    return report
+
+
+def _run_jobs(
+    jobs: list[Job],
+    report: BatchReport,
+    options: FusionOptions,
+    parameters: dict,
+    sha: str,
+    tag: str,
+    *,
+    progress: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None,
+    on_entry: Callable[[BatchEntry], None] | None,
+    scheduler: str | None,
+    workers: int | None,
+) -> None:
+    """Settle every job into ``report`` (the output folder is locked) and write the report."""
+    output_dir = report.output_dir
     stop = should_stop or (lambda: False)
     entries: dict[int, BatchEntry] = {}
 
@@ -292,10 +434,16 @@ def run_batch(
     if pending and stop():
         report.cancelled = True
     elif pending:
-        executor: Executor = (
-            DaskExecutor(scheduler, workers) if distributed else InProcessExecutor(tile_progress)
-        )
-        task = _JobTask(output_dir, parameters, options, sha, 1 if distributed else None)
+        try:
+            executor: Executor = (
+                DaskExecutor(scheduler, workers) if distributed else InProcessExecutor(tile_progress)
+            )
+        except ClusterLost as lost:
+            for index, job in pending:
+                settle(index, BatchEntry(job.label, "failed", str(lost)))
+            pending = []
+            executor = InProcessExecutor(tile_progress)
+        task = _JobTask(output_dir, parameters, options, sha, 1 if distributed else None, tag)
         try:
             for index, outcome in executor.results(pending, task):
                 if isinstance(outcome, BatchStopped):
@@ -321,7 +469,6 @@ def run_batch(
             settle(index, BatchEntry(job.label, "cancelled", "run cancelled before this input"))
     report.entries = [entries[i] for i in sorted(entries)]
     write_report(report)
-    return report
 
 
 def _settle_early(

@@ -7,22 +7,31 @@ sidecar still matches and whose outputs exist. ``batch_report.json`` / ``.csv`` 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acnn_fusion._version import __version__
 from acnn_fusion.batch.discovery import Job
+from acnn_fusion.io import TEMP_PREFIX, temporaries_of, temporary_path
 from acnn_fusion.options import outputs_differ
 
 REPORT_JSON = "batch_report.json"
 REPORT_CSV = "batch_report.csv"
 SIDECAR_SUFFIX = ".done.json"
+#: the output folder's lock (owner PID) and the record of runs whose temporaries may be removed
+LOCK_NAME = ".acnn-batch.lock"
+MANIFEST_NAME = ".acnn-batch-manifest.json"
 
 
 @dataclass
@@ -94,17 +103,16 @@ def signature(paths: tuple[Path, ...]) -> list[dict[str, Any]]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a short, recognisable temporary (:func:`~acnn_fusion.io.temporary_path`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temporary_path(path)
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -140,18 +148,126 @@ def is_done(output_dir: Path, job: Job, parameters: dict, sha: str) -> bool:
         return False
 
 
-def remove_stale_temporaries(output_dir: Path, names: list[str]) -> None:
-    """Delete temporary files a killed run left behind (``.<output name>.<random>.<ext>``)."""
-    if not output_dir.is_dir():
-        return
-    for path in output_dir.iterdir():
-        if not path.name.startswith(".") or not path.is_file():
+class OutputFolderBusy(ValueError):
+    """Another batch run holds the output folder's lock."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def _lock_owner(lock: Path) -> dict[str, Any] | None:
+    """The lock's owner record, or None when it is unreadable (being written, or garbage)."""
+    try:
+        owner = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else None
+
+
+def _owner_alive(lock: Path) -> dict[str, Any] | None:
+    """The owner record if the lock's owner may still run, None if the lock is stale."""
+    owner = _lock_owner(lock)
+    if owner is None:
+        try:  # a lock being written right now is younger than a few seconds
+            young = time.time() - lock.stat().st_mtime < 5.0
+        except OSError:
+            return None
+        return {"pid": "?", "host": "?", "started": "just now"} if young else None
+    if owner.get("host") != socket.gethostname():
+        return owner  # another machine: cannot tell, so it may well run
+    return owner if _process_alive(owner["pid"]) else None
+
+
+@contextlib.contextmanager
+def output_folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``<folder>/.acnn-batch.lock`` (owner PID, host, start) for the block.
+
+    A second run on the same folder raises :class:`OutputFolderBusy` naming the owner while the
+    owner lives; a lock left by a killed run (its PID gone) is taken over.
+    """
+    lock = folder / LOCK_NAME
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "version": __version__,
+    }
+    for _attempt in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _owner_alive(lock)
+            if owner is not None:
+                raise OutputFolderBusy(
+                    f"output folder {folder} is in use by another batch run (PID {owner.get('pid')} on "
+                    f"{owner.get('host')}, since {owner.get('started')}); wait for it to finish or choose "
+                    f"another folder (delete {LOCK_NAME} there if no run is active)"
+                ) from None
+            stale = folder / f"{TEMP_PREFIX}stale-{secrets.token_hex(6)}.lock"
+            with contextlib.suppress(OSError):  # whoever renames it first takes it over
+                os.rename(lock, stale)
+                stale.unlink()
             continue
-        for name in names:
-            prefix = f".{name}."
-            if path.name.startswith(prefix) and len(path.name) > len(prefix):
-                path.unlink(missing_ok=True)
-                break
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        break
+    else:
+        raise OutputFolderBusy(f"output folder {folder}: cannot take the lock {LOCK_NAME}")
+    try:
+        yield
+    finally:
+        owner = _lock_owner(lock)
+        if owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == record["host"]:
+            lock.unlink(missing_ok=True)
+
+
+def _read_manifest(folder: Path) -> list[str]:
+    try:
+        runs = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("runs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [r for r in runs if isinstance(r, str) and r.isalnum()]
+
+
+def claim_temporaries(folder: Path, tag: str) -> list[Path]:
+    """Record run ``tag`` in the folder's manifest; delete temporaries of earlier recorded runs.
+
+    Only files named ``.acnn-tmp-<tag>-<hex>…`` whose tag a run wrote into the manifest are
+    ever deleted (call this while holding :func:`output_folder_lock`): a user's file, whatever
+    its name, is never one of them. Returns the files removed.
+    """
+    removed: list[Path] = []
+    remaining = []
+    for old in _read_manifest(folder):
+        for path in temporaries_of(folder, old):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                remaining.append(old)
+    runs = [*sorted(set(remaining)), tag]
+    write_text_atomic(folder / MANIFEST_NAME, json.dumps({"runs": runs}, indent=2) + "\n")
+    return removed
+
+
+def release_temporaries(folder: Path, tag: str) -> None:
+    """At the end of run ``tag``: remove its leftovers and its manifest entry."""
+    for path in temporaries_of(folder, tag):
+        path.unlink(missing_ok=True)
+    runs = [r for r in _read_manifest(folder) if r != tag]
+    if runs:
+        write_text_atomic(folder / MANIFEST_NAME, json.dumps({"runs": runs}, indent=2) + "\n")
+    else:
+        (folder / MANIFEST_NAME).unlink(missing_ok=True)
 
 
 def write_report(report: BatchReport) -> tuple[Path, Path]:

@@ -28,23 +28,64 @@ def to_grey(image: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     raise ValueError(f"expected a (Y, X) grey or (Y, X, 3|4) colour image, got shape {image.shape}")
 
 
+def _percentiles(sample: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """Percentiles of a float64 sample without overflow: scaled by a power of two near ±1e308."""
+    peak = float(np.max(np.abs(sample))) if sample.size else 0.0
+    scale = float(2.0 ** -int(np.frexp(peak)[1])) if peak > 1e300 else 1.0  # a power of two: exact
+    lo, hi = np.percentile(sample * scale if scale != 1.0 else sample, [low, high])
+    return float(lo / scale), float(hi / scale)
+
+
+def _nonempty_span(lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) with hi > lo by a margin that survives halving (a constant image's range is empty)."""
+    if hi / 2 - lo / 2 > 0:
+        return lo, hi
+    pad = max(1.0, abs(lo))
+    return (lo, lo + pad) if np.isfinite(lo + pad) else (lo - pad, lo)
+
+
 def unit_range_bounds(
     sample: np.ndarray, source_dtype: np.dtype | type, percentile: float = 0.01
 ) -> tuple[float, float] | None:
-    """Robust (low, high) of ``sample`` for :func:`to_unit_range`; None = uint8's fixed 0–255."""
+    """Robust (low, high) of ``sample`` for :func:`to_unit_range`; None = uint8's fixed 0–255.
+
+    Finite for any finite sample (values near ±1e308, subnormals, huge offsets), with
+    high > low even for a constant sample of any magnitude.
+    """
     if np.dtype(source_dtype) == np.uint8:
         return None
-    lo, hi = np.percentile(sample.astype(np.float64), [percentile, 100.0 - percentile])
-    return float(lo), float(hi if hi > lo else lo + 1.0)
+    lo, hi = _percentiles(np.asarray(sample, dtype=np.float64).ravel(), percentile, 100.0 - percentile)
+    return _nonempty_span(lo, hi)
+
+
+def _float32_suffices(lo: float, hi: float) -> bool:
+    """Whether float32 arithmetic resolves the range ``lo``–``hi`` (no overflow, underflow or offset loss)."""
+    magnitude = max(abs(lo), abs(hi))
+    span = hi - lo
+    return magnitude < 1e30 and span > 1e-20 and span > magnitude * 2.0**-12
 
 
 def to_unit_range(image: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
-    """float32 [0, 1]: ``bounds`` mapped to 0 and 1 and clipped, or /255 for ``None``."""
+    """float32 [0, 1]: ``bounds`` mapped to 0 and 1 and clipped, or /255 for ``None``.
+
+    Ranges that float32 arithmetic cannot resolve (values beyond 1e30, spans below 1e-20 or a
+    large offset) are computed in float64, halved first so that nothing overflows, in bands of
+    rows (the same result as all at once).
+    """
     if bounds is None:
         return image.astype(np.float32) / 255.0
-    lo, hi = bounds
-    scale = np.float32(1.0 / (hi - lo))
-    return np.clip((image.astype(np.float32) - np.float32(lo)) * scale, 0.0, 1.0)
+    lo, hi = _nonempty_span(float(bounds[0]), float(bounds[1]))
+    if _float32_suffices(lo, hi):
+        scale = np.float32(1.0 / (hi - lo))
+        return np.clip((image.astype(np.float32) - np.float32(lo)) * scale, 0.0, 1.0)
+    out = np.empty(image.shape, np.float32)
+    half_lo, half_span = lo / 2, hi / 2 - lo / 2
+    flat_in, flat_out = image.reshape(-1), out.reshape(-1)
+    step = 1 << 22
+    for start in range(0, flat_in.size, step):
+        chunk = flat_in[start : start + step].astype(np.float64) / 2
+        flat_out[start : start + step] = np.clip((chunk - half_lo) / half_span, 0.0, 1.0)
+    return out
 
 
 def joint_unit_range(

@@ -9,7 +9,7 @@ import numpy as np
 
 from acnn_fusion.core.compose import compose_pair
 from acnn_fusion.core.decision import override_by_fine_measure, remove_unconfident_regions
-from acnn_fusion.core.imageops import SUPPORTED_DTYPES, joint_unit_range, to_grey
+from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, joint_unit_range, to_grey
 from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, select_device
 from acnn_fusion.core.model import PATCH_SIZE
 from acnn_fusion.core.weights import load_model
@@ -143,7 +143,31 @@ def validate_pair(image_a: object, image_b: object) -> tuple[np.ndarray, np.ndar
         raise ValueError(f"images A and B differ in shape: {a.shape} vs {b.shape}")
     if a.dtype != b.dtype:
         raise TypeError(f"images A and B differ in dtype: {a.dtype} vs {b.dtype}")
+    if a.dtype == np.float64:
+        _check_float32_resolves(a, b)
     return a, b
+
+
+def _check_float32_resolves(a: np.ndarray, b: np.ndarray) -> None:
+    """Refuse float64 pairs whose values float32 (what the network sees) cannot resolve."""
+    samples = [
+        img.reshape(-1, *img.shape[2:])[:: max(1, img.shape[0] * img.shape[1] // 500_000)] for img in (a, b)
+    ]
+    grey = np.concatenate([s if s.ndim == 1 else s[:, :3] @ GREY_WEIGHTS for s in samples])
+    magnitude = float(np.max(np.abs(grey)))
+    lo, hi = float(np.min(grey)), float(np.max(grey))
+    reason = ""
+    if magnitude >= 1e38:
+        reason = f"values reach {magnitude:.3g}, beyond float32's range (±3.4e38)"
+    elif hi > lo and hi - lo < 1e-30:
+        reason = f"values vary by only {hi - lo:.3g}, below float32's resolution"
+    elif hi > lo and hi - lo < magnitude * 2.0**-12:
+        reason = f"values vary by {hi - lo:.3g} on an offset of {magnitude:.3g}, lost in float32"
+    if reason:
+        raise ValueError(
+            f"images A and B (float64): {reason}; the network computes in float32. "
+            "Rescale the images (subtract the offset, multiply by a power of ten) first"
+        )
 
 
 def decide(focus_map: np.ndarray, settings: FusionSettings = PRESETS["default"]) -> np.ndarray:

@@ -73,6 +73,10 @@ class StackResult:
     transforms: np.ndarray | None = None
 
 
+#: the most slices a depth map (uint16) can index
+MAX_SLICES = 65_535
+
+
 def _standardise(stack: np.ndarray, axis: int, channel_axis: int | None) -> np.ndarray:
     """Move z to the front and channels (if any) to the back: (Z, Y, X[, C])."""
     if not isinstance(stack, np.ndarray):
@@ -80,6 +84,10 @@ def _standardise(stack: np.ndarray, axis: int, channel_axis: int | None) -> np.n
     if stack.dtype.type not in SUPPORTED_DTYPES:
         raise TypeError(f"stack has unsupported dtype {stack.dtype}; use uint8, uint16, float32 or float64")
     ndim = stack.ndim
+    if ndim == 2:
+        raise ValueError(
+            f"stack is one (Y, X) image {stack.shape}, not a focal stack; give it a focus axis: (Z, Y, X)"
+        )
     if ndim not in (3, 4):
         raise ValueError(
             f"stack must be (Z, Y, X) or (Z, Y, X, C) after choosing axes, got {ndim}-D shape {stack.shape}"
@@ -102,6 +110,10 @@ def _standardise(stack: np.ndarray, axis: int, channel_axis: int | None) -> np.n
             )
     if stack.shape[0] < 1:
         raise ValueError("stack has no slices")
+    if stack.shape[0] > MAX_SLICES:
+        raise ValueError(
+            f"stack has {stack.shape[0]:,} slices; at most {MAX_SLICES:,} are supported (uint16 depth map)"
+        )
     if stack.shape[1] < PATCH_SIZE or stack.shape[2] < PATCH_SIZE:
         raise ValueError(f"slices are {stack.shape[1]}×{stack.shape[2]}, smaller than a 16×16 patch")
     if stack.dtype.kind == "f" and not all(np.isfinite(plane).all() for plane in stack):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -69,9 +70,18 @@ def read_metadata(path: str | Path | None = None) -> dict:
     if not meta_path.exists():
         raise WeightsError(f"{path}: metadata file {meta_path.name} is missing")
     try:
-        return json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise WeightsError(f"{meta_path}: not valid JSON ({exc})") from exc
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{meta_path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise WeightsError(f"{meta_path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(
+            f"{meta_path}: not weights metadata (a JSON object is expected, got {type(meta).__name__})"
+        )
+    if not isinstance(meta.get("sha256"), str) or not isinstance(meta.get("widths"), dict):
+        raise WeightsError(f"{meta_path}: not weights metadata (no sha256 text or widths object)")
+    return meta
 
 
 def load_model(path: str | Path | None = None) -> ACNN:
@@ -93,16 +103,26 @@ def _load_model_cached(path_str: str, _mtime: int) -> ACNN:
             "the file is damaged or was replaced"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{path}: not a loadable state dict ({exc})") from exc
+        with warnings.catch_warnings():  # torch warns about protocols of crafted files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's text suggests weights_only=False: never repeat that advice
+        raise WeightsError(
+            f"{path}: not a plain state dict of tensors ({type(exc).__name__}); refusing to load it"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: not a state dict of tensors")
+    for name, tensor in state.items():
+        if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(f"{path}: weight {name} holds NaN, infinite or non-float values")
+    if not any(bool(t.any()) for t in state.values()):
+        raise WeightsError(f"{path}: every weight is zero; this is not a trained model")
     try:
         model = ACNN(ACNNConfig(**meta["widths"]))
         model.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise WeightsError(f"{path}: weights do not fit the ACNN ({exc})") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise WeightsError(f"{path}: weights do not fit the ACNN ({first})") from None
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -3,7 +3,19 @@
 Nothing here imports torch or napari.
 """
 
-from acnn_fusion.io.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_declared_size, read_image, write_image
+from acnn_fusion.io.images import (
+    IMAGE_SUFFIXES,
+    LOSSY_SUFFIXES,
+    TEMP_PREFIX,
+    TIFF_SUFFIXES,
+    check_declared_size,
+    check_regular_file,
+    read_image,
+    temporaries_of,
+    temporaries_tagged,
+    temporary_path,
+    write_image,
+)
 from acnn_fusion.io.metadata import PhysicalSizes, length_unit
 from acnn_fusion.io.pairs import DEFAULT_SUFFIXES, Pair, find_fused, find_pairs
 from acnn_fusion.io.stacks import (
@@ -20,12 +32,15 @@ from acnn_fusion.io.stacks import (
 __all__ = [
     "DEFAULT_SUFFIXES",
     "IMAGE_SUFFIXES",
+    "LOSSY_SUFFIXES",
+    "TEMP_PREFIX",
     "TIFF_SUFFIXES",
     "Pair",
     "PhysicalSizes",
     "StackData",
     "StackLayout",
     "check_declared_size",
+    "check_regular_file",
     "find_fused",
     "find_pairs",
     "folder_planes",
@@ -36,5 +51,8 @@ __all__ = [
     "read_image",
     "read_stack",
     "stack_axes",
+    "temporaries_of",
+    "temporaries_tagged",
+    "temporary_path",
     "write_image",
 ]

@@ -8,6 +8,7 @@ read one at a time into an array that is file-backed when large
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,13 @@ import numpy as np
 import tifffile
 
 from acnn_fusion.core.imageops import scratch_array
-from acnn_fusion.io.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_declared_size, read_image
+from acnn_fusion.io.images import (
+    IMAGE_SUFFIXES,
+    TIFF_SUFFIXES,
+    check_declared_size,
+    check_regular_file,
+    read_image,
+)
 from acnn_fusion.io.metadata import PhysicalSizes, channel_names, physical_sizes
 
 #: tifffile's letters for an unnamed stack axis (plain multi-page files)
@@ -83,6 +90,12 @@ def layout(axes: str, shape: tuple[int, ...], axis: int | None = None) -> StackL
         z_axis = kept.index("Z")
     else:
         generic = [i for i, a in enumerate(kept) if a in _GENERIC_AXES]
+        if not generic and set(kept) <= set("YXS"):
+            single = "one colour image" if "S" in kept else "one grey image"
+            raise ValueError(
+                f"axes {axes} {shape}: this holds {single} (a single slice), not a focal stack; "
+                "a stack needs at least 2 slices (fuse two images with 'fuse')"
+            )
         if not generic:
             raise ValueError(
                 f"axes {axes} {shape}: no focus (Z) axis; this is not a focal stack "
@@ -123,7 +136,8 @@ def stack_axes(
 
 
 def inspect_tiff(path: str | Path) -> tuple[str, tuple[int, ...]]:
-    """(axes, shape) of a TIFF's first series, from its header only."""
+    """(axes, shape) of a TIFF's first series, from its header only (regular files only)."""
+    check_regular_file(path)
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise ValueError(f"{Path(path).name}: the TIFF holds no image series")
@@ -132,7 +146,10 @@ def inspect_tiff(path: str | Path) -> tuple[str, tuple[int, ...]]:
 
 
 def is_stack_file(path: str | Path) -> bool:
-    """Whether ``read_stack`` + :func:`layout` would take this TIFF as a focal stack (header only)."""
+    """Whether ``read_stack`` + :func:`layout` would take this TIFF as a focal stack (header only).
+
+    Raises ValueError for what is not a regular file (a FIFO is never opened).
+    """
     axes, shape = inspect_tiff(path)
     try:
         layout(axes, shape)
@@ -144,6 +161,7 @@ def is_stack_file(path: str | Path) -> bool:
 # -- folders of planes --------------------------------------------------------------------
 def inspect_plane(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     """(shape, dtype) of one image file, from its header where the format allows."""
+    check_regular_file(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
@@ -210,6 +228,19 @@ def _read_folder(folder: Path) -> StackData:
     )
 
 
+class _ColourModelError(ValueError):
+    pass
+
+
+def _refuse_colour_model(page: Any) -> None:
+    """Palette and CMYK stacks would be folded on indices or inks: refuse them clearly."""
+    photometric = int(page.photometric)
+    if photometric == 3:
+        raise _ColourModelError("palette (indexed colour) stacks are not supported; convert the stack to RGB")
+    if photometric == 5:
+        raise _ColourModelError("CMYK (separated) stacks are not supported; convert the stack to RGB")
+
+
 def read_stack(path: str | Path) -> StackData:
     """A multi-page/hyperstack/OME TIFF, or a folder of focal planes (natural sort order).
 
@@ -219,24 +250,39 @@ def read_stack(path: str | Path) -> StackData:
     are read one at a time (:func:`folder_planes` says which files are planes).
     """
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_folder = path.is_dir()  # follows links; a loop or a FIFO is not a folder
+    except OSError:
+        is_folder = False
+    if is_folder:
         return _read_folder(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"no such file or folder: {path}")
+    check_regular_file(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         raise ValueError(f"{path}: a stack must be a TIFF file or a folder of images")
     check_declared_size(path)
     try:
         with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise ValueError("the TIFF holds no image series")
             series = tif.series[0]
+            _refuse_colour_model(tif.pages.first)
             # uncompressed, one block in the file, in this machine's byte order
             mappable = series.dataoffset is not None and series.dtype.isnative
             data = series.asarray(out="memmap") if mappable else series.asarray()
+            if data.dtype == bool:  # 1-bit: black and white, as read_image gives it
+                data = data.astype(np.uint8) * np.uint8(255)
             axes = series.axes.upper()
             sizes = physical_sizes(tif)
             names = channel_names(tif)
+    except MemoryError:
+        raise ValueError(f"{path}: not enough memory to decode this stack") from None
+    except _ColourModelError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     except Exception as exc:
-        raise ValueError(f"{path}: cannot read TIFF stack ({type(exc).__name__}: {exc})") from exc
+        text = (str(exc).strip().splitlines() or [""])[0]
+        raise ValueError(f"{path}: cannot read TIFF stack ({type(exc).__name__}: {text})") from None
     return StackData(data, axes, sizes.pixel_size, sizes.unit, sizes.z_spacing, names)
 
 

@@ -6,9 +6,11 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,6 +156,52 @@ def noisy_validation_accuracy(model: ACNN, pairs: PatchPairs, config: TrainConfi
     return correct / total
 
 
+def _check_out(out: Path, checkpoint_path: Path, images: Sequence[Path]) -> None:
+    """Refuse a weights path (or its .json/.ckpt) that is one of the training images."""
+    if out.suffix.lower() != ".pt":
+        raise ValueError(f"{out}: the weights file must end in .pt")
+    written = [out, out.with_suffix(".json"), checkpoint_path]
+    for path in written:
+        if path.exists() and path.is_dir():
+            raise ValueError(f"{path} is a folder; give the weights a file name")
+    try:
+        targets = {p.resolve() for p in written}
+        sources = {p.resolve() for p in images}
+    except (RuntimeError, OSError) as exc:
+        raise ValueError(f"cannot resolve the weights or image paths ({exc})") from None
+    clash = sorted(targets & sources)
+    if clash:
+        raise ValueError(f"{clash[0]} is a training image; refusing to overwrite it with weights")
+
+
+def _resume(checkpoint_path: Path, model: ACNN, optimizer: Any, scheduler: Any) -> list[dict]:
+    """Load a checkpoint this trainer wrote; anything else is a one-line ValueError."""
+    hint = "delete it or pass --restart"
+    try:
+        with warnings.catch_warnings():  # torch warns about protocols of crafted files
+            warnings.simplefilter("ignore")
+            state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # never repeat torch's weights_only=False advice
+        raise ValueError(
+            f"{checkpoint_path}: not a training checkpoint ({type(exc).__name__}); {hint}"
+        ) from None
+    try:
+        if not isinstance(state, dict):
+            raise TypeError("not a dict")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = json.loads(state["history"])
+        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+            raise TypeError("history is not a list of epochs")
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(
+            f"{checkpoint_path}: checkpoint does not fit this model ({type(exc).__name__}: {first}); {hint}"
+        ) from None
+    return history
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -166,6 +214,7 @@ def train(
     checkpoint_path = out.with_name(out.name + ".ckpt")
     torch.manual_seed(config.seed)
     paths = find_images(config.images)
+    _check_out(out, checkpoint_path, paths)
     if len(paths) < 2:
         raise ValueError(f"need at least two training images, found {len(paths)} in {config.images}")
     train_paths, val_paths = _split_by_image(paths, config.val_fraction, config.seed)
@@ -207,11 +256,7 @@ def train(
     history: list[dict] = []
     start_epoch = 0
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = json.loads(state["history"])
+        history = _resume(checkpoint_path, model, optimizer, scheduler)
         start_epoch = len(history)
         log(f"resumed from {checkpoint_path} after epoch {start_epoch}")
 
