@@ -14,6 +14,7 @@ annotation (no postponed annotations in this module).
 import threading
 from pathlib import Path
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from napari.plugins import menu_item_template
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -55,12 +56,15 @@ class BatchFusionWidget(Container):
         self.extend(
             [
                 FileEdit(
-                    name="input_dir", label="input folder", mode="d", tooltip="folder of stacks or pairs"
+                    name="input_dir",
+                    label="input folder",
+                    mode=FileDialogMode.EXISTING_DIRECTORY,
+                    tooltip="folder of stacks or pairs",
                 ),
                 FileEdit(
                     name="output_dir",
                     label="output folder",
-                    mode="d",
+                    mode=FileDialogMode.EXISTING_DIRECTORY,
                     tooltip="where results, sidecars and batch_report.csv go (not the input folder)",
                 ),
                 ComboBox(

@@ -68,7 +68,18 @@ class ChoicesMixin:
     Expects the widget's controls, ``_viewer``, ``_alive``, ``runner`` and ``preset``.
     """
 
+    # provided by the widget this is mixed into (annotations only: nothing is defined here)
     _viewer: Any
+    _alive: bool
+    get_widget: Any
+    layer_a: Any
+    layer_b: Any
+    mode: Any
+    preset: Any
+    runner: Any
+    stack: Any
+    strategy: Any
+    z_axis: Any
 
     def _a_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         return [(layer.name, layer) for layer in planes(self._viewer.layers)]
@@ -91,7 +102,7 @@ class ChoicesMixin:
 
     def reset_choices(self, *_: Any) -> None:
         if self._alive:
-            super().reset_choices()
+            super().reset_choices()  # type: ignore[misc]  # the Container this is mixed into
 
     def _on_a_changed(self, *_: Any) -> None:
         self.layer_b.reset_choices()
@@ -134,9 +145,9 @@ class ChoicesMixin:
     def _update_visibility(self, *_: Any) -> None:
         pair = self.mode.value == PAIR
         for name in ("layer_a", "layer_b", "swap_button"):
-            self[name].visible = pair
+            self.get_widget(name).visible = pair
         for name in ("stack", "z_axis", "strategy", "align", "detect_channel", "height_button"):
-            self[name].visible = not pair
+            self.get_widget(name).visible = not pair
         decision_used = pair or self.strategy.value.startswith("pairwise")
         for name in ("threshold", "min_region", "min_region_px"):
-            self[name].visible = decision_used
+            self.get_widget(name).visible = decision_used

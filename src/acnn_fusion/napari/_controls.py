@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -97,13 +98,15 @@ def option_control(name: str, devices: list[str] | None = None) -> Widget:
     if name == "detect_channel":
         return SpinBox(name=name, label="channel", min=-1, max=64, value=-1, tooltip=tip + "; −1 = not set")
     if name == "weights":
-        return FileEdit(name=name, label="weights", mode="r", filter="*.pt", tooltip=tip)
+        return FileEdit(
+            name=name, label="weights", mode=FileDialogMode.EXISTING_FILE, filter="*.pt", tooltip=tip
+        )
     if allowed is not None:
         default = FusionOptions.__dataclass_fields__[name].default
         return ComboBox(name=name, label=label, choices=list(allowed), value=default, tooltip=tip)
     if kind is bool:
         return CheckBox(
-            name=name, label=label, value=FusionOptions.__dataclass_fields__[name].default, tooltip=tip
+            name=name, label=label, value=bool(FusionOptions.__dataclass_fields__[name].default), tooltip=tip
         )
     raise TypeError(f"no control for option {name!r} of type {kind}")
 

@@ -39,8 +39,8 @@ class Placement:
     def of(cls, layer: Layer) -> Placement:
         """The last two (Y, X) axes of ``layer``'s scale, translate, units and labels."""
         return cls(
-            scale=tuple(float(s) for s in layer.scale[-2:]),
-            translate=tuple(float(t) for t in layer.translate[-2:]),
+            scale=(float(layer.scale[-2]), float(layer.scale[-1])),
+            translate=(float(layer.translate[-2]), float(layer.translate[-1])),
             units=tuple(layer.units[-2:]),
             axis_labels=tuple(layer.axis_labels[-2:]),
         )
@@ -94,10 +94,10 @@ def plane_index(layer: Layer, point: Iterable[float] | None, keep: Iterable[int]
     if point is None:
         position = np.zeros(layer.ndim)
     else:
-        point = tuple(point)
-        if len(point) < layer.ndim:
-            point = (0.0,) * (layer.ndim - len(point)) + point
-        position = np.asarray(layer.world_to_data(point[-layer.ndim :]), dtype=float)
+        coords = tuple(point)
+        if len(coords) < layer.ndim:
+            coords = (0.0,) * (layer.ndim - len(coords)) + coords
+        position = np.asarray(layer.world_to_data(coords[-layer.ndim :]), dtype=float)
     index: list[int | slice] = []
     for axis, size in enumerate(shape):
         if axis in keep:

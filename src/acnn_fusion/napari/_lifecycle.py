@@ -32,8 +32,8 @@ class _CloseWatcher(QObject):
         if callback is not None:
             callback()
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Close:
+    def eventFilter(self, obj: QObject | None, event: QEvent | None) -> bool:
+        if event is not None and event.type() == QEvent.Type.Close:
             self.fire()
         return False
 
@@ -63,7 +63,7 @@ def on_close(viewer: Any, callback: Callable[[], None]) -> None:
     A bound method is held weakly (a closed widget is not kept alive by the application).
     """
     ref: Callable[[], Callable[[], None] | None] = (
-        weakref.WeakMethod(callback) if hasattr(callback, "__self__") else _strong(callback)  # type: ignore[arg-type]
+        weakref.WeakMethod(callback) if hasattr(callback, "__self__") else _strong(callback)
     )
     fired = False
     app = QApplication.instance()

@@ -48,17 +48,17 @@ def _start(viewer: Any, job: PairJob | StackJob, layers: tuple) -> bool:
 
     def on_result(result: Any, seconds: float) -> None:
         if isinstance(job, PairJob):
-            session = PairSession(job, result.focus_map, (id(layers[0]), id(layers[1])))
+            pair_session = PairSession(job, result.focus_map, (id(layers[0]), id(layers[1])))
             show_pair(viewer, job, result)
             computed = np.where(result.decision_map, np.uint8(FROM_A), np.uint8(FROM_B))
-            session.computed, session.shown = computed, computed.copy()
-            _session.register(viewer, "pair", session, origin="menu")
+            pair_session.computed, pair_session.shown = computed, computed.copy()
+            _session.register(viewer, "pair", pair_session, origin="menu")
             _paint.watch(viewer, "pair", output_layer(viewer, f"{job.name} decision map"))
             made = "focus map, fused image and decision map"
         else:
-            session = StackSession(job, result.depth_map.copy(), shown=result.depth_map.copy())
+            stack_session = StackSession(job, result.depth_map.copy(), shown=result.depth_map.copy())
             show_stack(viewer, job, result)
-            _session.register(viewer, "stack", session, origin="menu")
+            _session.register(viewer, "stack", stack_session, origin="menu")
             _paint.watch(viewer, "stack", output_layer(viewer, f"{job.name} depth map"))
             made = "fused image, depth map and confidence"
         show_info(

@@ -47,7 +47,7 @@ def apply_pair_paint(viewer: Any, session: PairSession, layer: Labels) -> tuple[
         return None
     layer.refresh()
     fused = output_layer(viewer, f"{session.job.name} fused")
-    if fused is not None and fused.data.shape[:2] == session.shown.shape:
+    if fused is not None and session.shown is not None and fused.data.shape[:2] == session.shown.shape:
         fused.data[box] = session.fused_box(box)
         fused.refresh()
     return box
@@ -61,7 +61,7 @@ def apply_stack_paint(viewer: Any, session: StackSession, layer: Labels) -> tupl
         return None
     layer.refresh()
     fused = output_layer(viewer, f"{session.job.name} fused")
-    if fused is not None and fused.data.shape[:2] == session.shown.shape:
+    if fused is not None and session.shown is not None and fused.data.shape[:2] == session.shown.shape:
         fused.data[box] = session.fused_box(session.shown, box)
         fused.refresh()
     return box
@@ -73,7 +73,7 @@ def watch(viewer: Any, kind: str, layer: Any) -> None:
         return
     _WATCHED[id(layer)] = layer
     viewer_ref, layer_ref = weakref.ref(viewer), weakref.ref(layer)
-    pending = []
+    pending: list[Any] = []
 
     def run() -> None:
         pending.clear()

@@ -51,7 +51,7 @@ def _heading(name: str, text: str, tooltip: str) -> Label:
 def build_controls(devices: list[str], choices: dict[str, Any]) -> list[Widget]:
     """The widget's controls in display order; ``choices`` maps chooser names to callables."""
     return [
-        RadioButtons(
+        RadioButtons(  # type: ignore[call-arg]  # value= is accepted; the stubs miss it
             name="mode",
             label="input",
             choices=[PAIR, STACK],

@@ -36,7 +36,17 @@ def _layer_by_id(viewer: Any, layer_id: int) -> Any:
 
 
 class TuningMixin:
+    # provided by the widget this is mixed into (annotations only: nothing is defined here)
     _viewer: Any
+    _alive: bool
+    _live_timer: Any
+    fusion_options: Any
+    layer_a: Any
+    layer_b: Any
+    live: Any
+    mode: Any
+    runner: Any
+    status: Any
 
     # -- sessions -------------------------------------------------------------------------
     def _pair_session(self) -> PairSession | None:

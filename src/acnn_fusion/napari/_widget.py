@@ -123,8 +123,8 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
             if self.mode.value == PAIR:
                 if self.layer_a.value is None or self.layer_b.value is None:
                     raise ValueError(_choices.no_partner_message(self._viewer.layers, self.layer_a.value))
-                layers = (self.layer_a.value, self.layer_b.value)
-                job = pair_job(*layers, point)
+                layers: tuple[Any, ...] = (self.layer_a.value, self.layer_b.value)
+                job = pair_job(self.layer_a.value, self.layer_b.value, point)
             else:
                 if self.stack.value is None:
                     raise ValueError("add an image layer with at least 3 axes to fold as a z-stack")
