@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from acnn_fusion import core as _core  # noqa: F401  # sets OpenMP defaults before torch can load
 from acnn_fusion._version import __version__
 
 if TYPE_CHECKING:

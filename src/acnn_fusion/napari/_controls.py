@@ -104,6 +104,9 @@ def option_control(name: str, devices: list[str] | None = None) -> Widget:
     if allowed is not None:
         default = FusionOptions.__dataclass_fields__[name].default
         return ComboBox(name=name, label=label, choices=list(allowed), value=default, tooltip=tip)
+    if kind is float:
+        default = float(FusionOptions.__dataclass_fields__[name].default)
+        return FloatSpinBox(name=name, label=label, min=0.0, max=100.0, step=0.5, value=default, tooltip=tip)
     if kind is bool:
         return CheckBox(
             name=name, label=label, value=bool(FusionOptions.__dataclass_fields__[name].default), tooltip=tip
