@@ -13,7 +13,8 @@ shared machine hits every variant alike; the table gives medians, busy/quiet rat
   is set, i.e. the behaviour before ``acnn_fusion.core`` set ``OMP_WAIT_POLICY``;
 - ``passive``: nothing set, i.e. the package default (``OMP_WAIT_POLICY=PASSIVE``);
 - ``spin10k``: ``GOMP_SPINCOUNT=10000`` (~0.1 ms of spinning);
-- ``1-thread``: ``OMP_NUM_THREADS=1`` with the package default.
+- ``1-thread``: ``OMP_NUM_THREADS=1`` with the package default;
+- ``tile512``: the package default with ``--tile 512``.
 
 With ``--peers``, focus-stack and enfuse (``benchmarks/peers.py`` says how to get them) run
 on the same planes. Writes ``docs/results/contention{,_NAME}.{md,csv,json}``.
@@ -35,7 +36,10 @@ VARIANTS = {
     "passive": {},
     "spin10k": {"GOMP_SPINCOUNT": "10000"},
     "1-thread": {"OMP_NUM_THREADS": "1"},
+    "tile512": {},  # the package default with --tile 512 (fewer, larger parallel regions)
 }
+#: command-line arguments of a variant beyond the defaults
+VARIANT_ARGS = {"tile512": ["--tile", "512"]}
 
 
 def prepare_cases(names: list[str], folder: Path) -> dict[str, list[Path]]:
@@ -66,6 +70,7 @@ def commands(
     script = wp.ours_script()
     for variant in variants:
         command = [script, "stack", str(folder), "-o", str(out / f"ours-{variant}.tif")]
+        command += VARIANT_ARGS.get(variant, [])
         runs[f"ours-{variant}"] = (command, wp.ours_env(VARIANTS[variant]))
     if peers:
         focus_stack = wp.focus_stack_binary()

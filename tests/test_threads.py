@@ -112,3 +112,15 @@ def test_cgroup_quota_caps_the_thread_count(tmp_path: Path) -> None:
     environ = {"OMP_NUM_THREADS": "4"}
     assert "OMP_NUM_THREADS" not in core.configure_openmp(environ, cpu_max)
     assert environ["OMP_NUM_THREADS"] == "4"
+
+
+def test_thread_settings_reports_the_runtime_state() -> None:
+    import torch
+
+    from acnn_fusion.core.inference import thread_settings
+
+    report = thread_settings()
+    assert report["torch_threads"] == torch.get_num_threads()
+    assert report["usable_cpus"] == core.usable_cpus()
+    assert report["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY")
+    assert report["set_by_acnn_fusion"] == core.OPENMP_DEFAULTS_APPLIED
