@@ -126,3 +126,21 @@ def test_reader_takes_plain_multipage_and_imagej_rgb_stacks(make_napari_viewer, 
     assert layer.data.shape == (3, 32, 32)
     (colour,) = viewer.open(rgb, plugin=PLUGIN)
     assert colour.rgb and colour.data.shape == (4, 24, 28, 3)
+
+
+def test_palette_does_not_offer_commands_that_need_arguments(make_napari_viewer, app, tmp_path):
+    from app_model.expressions import parse_expression
+    from napari._app_model.context import get_context
+
+    viewer = make_napari_viewer()
+    for command_id in ("get_reader", "write_results", "batch_fuse"):
+        action = app.commands[f"napari-acnn-fusion.{command_id}"]
+        enablement = getattr(action, "enablement", None)
+        if enablement is None:  # older app-model: look the action up in the registry
+            enablement = app._registered_actions[f"napari-acnn-fusion.{command_id}"].enablement
+        expr = parse_expression(enablement) if isinstance(enablement, str) else enablement
+        assert not expr.eval(get_context(viewer.layers)), command_id
+    stack = tmp_path / "s.tif"
+    tifffile.imwrite(stack, np.zeros((3, 16, 16), np.uint8), photometric="minisblack")
+    (layer,) = viewer.open(stack, plugin=PLUGIN)  # the reader still works
+    assert layer.data.shape == (3, 16, 16)
