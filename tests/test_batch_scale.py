@@ -84,8 +84,10 @@ def test_sigkill_then_resume_equals_clean_run(stack_folder, clean_run, tmp_path)
     done_at_kill = len(list(out.glob("*.done.json")))
     assert 1 <= done_at_kill < N_STACKS, "the kill came too late to prove anything"
     assert not (out / "batch_report.json").exists()
-    # what a kill in the middle of a write leaves behind: a temporary next to an output
-    (out / ".stack_5_fused.tif.k1ll3d.tif").write_bytes(b"II*\x00partial")
+    # what a kill in the middle of a write leaves behind: a temporary of the killed run (its
+    # tag is in the folder's manifest) next to an output, and its lock
+    killed_tag = json.loads((out / ".acnn-batch-manifest.json").read_text())["runs"][-1]
+    (out / f".acnn-tmp-{killed_tag}-0123456789ab-stack_5_fused.tif").write_bytes(b"II*\x00partial")
 
     resumed = subprocess.run(
         _batch_command(stack_folder, out), env=env, capture_output=True, text=True, timeout=180
