@@ -67,7 +67,8 @@ def test_settings_are_remembered_and_defaults_restored(make_napari_viewer):
     assert second.threshold.value == pytest.approx(0.7) and second.precision.value == "fp32"
     second.defaults_button.clicked.emit()
     assert second.threshold.value == pytest.approx(0.5) and second.precision.value == "auto"
-    assert second.min_region.value == pytest.approx(1.0)
+    assert second.min_region.value == pytest.approx(0.0)  # the paper's % rule is off by default
+    assert second.min_region_px.value == 4096
 
 
 def test_every_control_has_a_tooltip(make_napari_viewer):

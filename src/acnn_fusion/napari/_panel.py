@@ -115,7 +115,7 @@ def build_controls(devices: list[str], choices: dict[str, Any]) -> list[Widget]:
         PushButton(
             name="defaults_button",
             text="Restore defaults",
-            tooltip="set every option back to its default (β 0.5, min region 1 %, auto device…)",
+            tooltip="set every option back to its default (β 0.5, min region 4096 px, auto device…)",
         ),
         make_progress_bar(),
         make_status_label(),
