@@ -102,15 +102,13 @@ def option_control(name: str, devices: list[str] | None = None) -> Widget:
             name=name, label="weights", mode=FileDialogMode.EXISTING_FILE, filter="*.pt", tooltip=tip
         )
     if allowed is not None:
-        default = FusionOptions.__dataclass_fields__[name].default
+        default = getattr(FusionOptions(), name)
         return ComboBox(name=name, label=label, choices=list(allowed), value=default, tooltip=tip)
     if kind is float:
-        default = float(FusionOptions.__dataclass_fields__[name].default)
+        default = float(getattr(FusionOptions(), name))
         return FloatSpinBox(name=name, label=label, min=0.0, max=100.0, step=0.5, value=default, tooltip=tip)
     if kind is bool:
-        return CheckBox(
-            name=name, label=label, value=bool(FusionOptions.__dataclass_fields__[name].default), tooltip=tip
-        )
+        return CheckBox(name=name, label=label, value=bool(getattr(FusionOptions(), name)), tooltip=tip)
     raise TypeError(f"no control for option {name!r} of type {kind}")
 
 
