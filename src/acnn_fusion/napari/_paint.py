@@ -32,37 +32,31 @@ def _on_paint(viewer_ref: weakref.ref, kind: str, layer_ref: weakref.ref) -> Non
     session = _session.current(viewer, kind)
     if session is None:
         return
-    if kind == "pair":
-        apply_pair_paint(viewer, session, layer)
-    else:
-        apply_stack_paint(viewer, session, layer)
+    apply_paint(viewer, session, layer)
 
 
-def apply_pair_paint(viewer: Any, session: PairSession, layer: Labels) -> tuple[slice, slice] | None:
-    """Take the strokes in ``layer`` as overrides and re-fuse their box; returns the box."""
-    if layer.name != f"{session.job.name} decision map":
+#: the editable layer of each kind of session
+_EDITABLE = {PairSession: "decision map", StackSession: "depth map"}
+
+
+def apply_paint(
+    viewer: Any, session: PairSession | StackSession, layer: Labels
+) -> tuple[slice, slice] | None:
+    """Take the strokes in ``layer`` (the session's decision or depth map) as overrides and
+    re-fuse their box from the chosen source or slice; returns the box."""
+    if layer.name != f"{session.job.name} {_EDITABLE[type(session)]}":
         return None
     box = session.painted(layer.data)
     if box is None:
         return None
     layer.refresh()
     fused = output_layer(viewer, f"{session.job.name} fused")
-    if fused is not None and session.shown is not None and fused.data.shape[:2] == session.shown.shape:
-        fused.data[box] = session.fused_box(box)
-        fused.refresh()
-    return box
-
-
-def apply_stack_paint(viewer: Any, session: StackSession, layer: Labels) -> tuple[slice, slice] | None:
-    if layer.name != f"{session.job.name} depth map":
-        return None
-    box = session.painted(layer.data)
-    if box is None:
-        return None
-    layer.refresh()
-    fused = output_layer(viewer, f"{session.job.name} fused")
-    if fused is not None and session.shown is not None and fused.data.shape[:2] == session.shown.shape:
-        fused.data[box] = session.fused_box(session.shown, box)
+    shown = session.shown
+    if fused is not None and shown is not None and fused.data.shape[:2] == shown.shape:
+        if isinstance(session, PairSession):
+            fused.data[box] = session.fused_box(box)
+        else:
+            fused.data[box] = session.fused_box(shown, box)
         fused.refresh()
     return box
 

@@ -24,6 +24,17 @@ from acnn_fusion.napari._layers import from_core_dtype
 NO_SLICE = -1
 
 
+def changed_box(data: np.ndarray, shown: np.ndarray | None) -> tuple[np.ndarray, tuple[slice, slice]] | None:
+    """(pixels that differ from ``shown``, their bounding box), or None if nothing changed."""
+    if shown is None or data.shape != shown.shape:
+        return None
+    changed = data != shown
+    if not changed.any():
+        return None
+    rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
+    return changed, (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+
+
 @dataclass
 class Decision:
     """One re-decision of a pair, computed off the GUI thread, shown on it."""
@@ -95,13 +106,13 @@ class PairSession:
         Painting 1 takes A, 2 takes B; any other label (the eraser's 0) removes the override
         there and restores the computed decision.
         """
-        if self.shown is None or self.computed is None or data.shape != self.shown.shape:
+        if self.computed is None:
             return None
-        changed = data != self.shown
-        if not changed.any():
+        found = changed_box(data, self.shown)
+        if found is None:
             return None
-        rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        changed, box = found
+        assert self.shown is not None  # changed_box compared against it
         if self.overrides is None:
             self.overrides = np.zeros(data.shape, np.uint8)
         new = data[box]
@@ -160,13 +171,11 @@ class StackSession:
 
     def painted(self, data: np.ndarray) -> tuple[slice, slice] | None:
         """Take painting in the depth layer's ``data`` as overrides (slice indices)."""
-        if self.shown is None or data.shape != self.shown.shape:
+        found = changed_box(data, self.shown)
+        if found is None:
             return None
-        changed = data != self.shown
-        if not changed.any():
-            return None
-        rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        changed, box = found
+        assert self.shown is not None  # changed_box compared against it
         if self.overrides is None:
             self.overrides = np.full(data.shape, NO_SLICE, np.int32)
         top = self.job.stack.shape[0] - 1
