@@ -61,6 +61,18 @@ def fine_energy(grey: np.ndarray, window: int) -> np.ndarray:
     return ndimage.uniform_filter(lap * lap, window)
 
 
+def band_energies(
+    grey_a: np.ndarray, grey_b: np.ndarray, r0: int, r1: int, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fine_energy` of both images in rows ``r0:r1``, computed on that band plus the
+    filters' reach, so the values equal the whole image's."""
+    reach = window // 2 + 1  # the Laplacian's and the window's reach
+    lo, hi = max(0, r0 - reach), min(grey_a.shape[0], r1 + reach)
+    energy_a = fine_energy(grey_a[lo:hi], window)[r0 - lo : r1 - lo]
+    energy_b = fine_energy(grey_b[lo:hi], window)[r0 - lo : r1 - lo]
+    return energy_a, energy_b
+
+
 def override_by_fine_measure(
     decision_map: np.ndarray,
     grey_a: np.ndarray,
@@ -81,13 +93,10 @@ def override_by_fine_measure(
     if margin >= 1.0:
         return decision_map
     out = decision_map.copy()
-    reach = window // 2 + 1  # the Laplacian's and the window's reach
     height = decision_map.shape[0]
     for r0 in range(0, height, rows_per_chunk):
         r1 = min(height, r0 + rows_per_chunk)
-        lo, hi = max(0, r0 - reach), min(height, r1 + reach)
-        energy_a = fine_energy(grey_a[lo:hi], window)[r0 - lo : r1 - lo]
-        energy_b = fine_energy(grey_b[lo:hi], window)[r0 - lo : r1 - lo]
+        energy_a, energy_b = band_energies(grey_a, grey_b, r0, r1, window)
         fine = (energy_a - energy_b) / (energy_a + energy_b + np.float32(ENERGY_FLOOR))
         rows = out[r0:r1]
         rows[fine > margin] = True

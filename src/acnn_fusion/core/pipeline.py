@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from acnn_fusion.core.compose import compose_pair
-from acnn_fusion.core.decision import override_by_fine_measure, remove_unconfident_regions
+from acnn_fusion.core.decision import band_energies, override_by_fine_measure, remove_unconfident_regions
 from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, joint_unit_range, to_grey
 from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, select_device
 from acnn_fusion.core.model import PATCH_SIZE
@@ -206,16 +206,12 @@ def refine_boundary(
     band = grown & ~ndimage.binary_erosion(decision_map, structure, iterations=radius, border_value=1)
     del grown
     refined = decision_map.copy()
-    margin = window // 2 + 1  # the Laplacian's and the window's reach
     height = decision_map.shape[0]
     for r0 in range(0, height, rows_per_chunk):
         r1 = min(height, r0 + rows_per_chunk)
         if not band[r0:r1].any():
             continue
-        lo, hi = max(0, r0 - margin), min(height, r1 + margin)
-        energy_a = ndimage.uniform_filter(ndimage.laplace(grey_a[lo:hi]) ** 2, window)
-        energy_b = ndimage.uniform_filter(ndimage.laplace(grey_b[lo:hi]) ** 2, window)
-        energy_a, energy_b = energy_a[r0 - lo : r1 - lo], energy_b[r0 - lo : r1 - lo]
+        energy_a, energy_b = band_energies(grey_a, grey_b, r0, r1, window)
         clear = np.abs(energy_a - energy_b) > 0.1 * (energy_a + energy_b) + 1e-12
         pick = band[r0:r1] & clear
         refined[r0:r1][pick] = energy_a[pick] > energy_b[pick]
