@@ -151,6 +151,26 @@ def real(shared: Path, lines: list[str]) -> None:
             print(lines[-1], flush=True)
 
 
+def montage(shared: Path, out: Path) -> None:
+    """``macro_pcb``: the first and last slice overlaid (red = first, cyan = last) in a corner
+    crop, without alignment and with each model: double contours are misregistration."""
+    from acnn_fusion.io import write_image
+
+    stack = _stack_array(shared / "eval/stacks/macro_pcb")
+    grey = np.stack(joint_unit_range(*[to_grey(s, np.float32) for s in stack], source_dtype=stack.dtype))
+    crop = (slice(60, 420), slice(60, 540))  # top-left corner: where a magnification change shows most
+    tiles = []
+    for model in (None, *ALIGN_MODELS):
+        aligned = grey if model is None else apply_transforms(grey, estimate_transforms(grey, model))
+        first, last = aligned[0][crop], aligned[-1][crop]
+        tiles.append(np.stack([first, last, last], -1))
+        print(model or "off", flush=True)
+    image = np.concatenate([np.pad(t, ((4, 4), (4, 4), (0, 0)), constant_values=1) for t in tiles], 1)
+    write_image(
+        out / "images/stacks/macro_pcb_alignment.png", np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -158,7 +178,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--real-only", action="store_true")
+    parser.add_argument(
+        "--montage", action="store_true", help="only docs/images/stacks/macro_pcb_alignment.png"
+    )
     args = parser.parse_args()
+    if args.montage:
+        montage(args.shared, args.out.parent)
+        return
     lines: list[str] = ["# Alignment", "", "Written by `benchmarks/alignment.py`.", ""]
     if not args.real_only:
         synthetic(lines)
