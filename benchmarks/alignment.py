@@ -118,21 +118,26 @@ def _residual(grey: np.ndarray) -> np.ndarray:
     return np.concatenate(left)
 
 
-def real(shared: Path, lines: list[str]) -> None:
+def real(
+    shared: Path,
+    lines: list[str],
+    stacks: tuple[tuple[str, int], ...] = (("macro_pcb", 1), ("gacn_v4_component", 2)),
+    models: tuple[str | None, ...] = (None, *ALIGN_MODELS),
+) -> None:
     root = shared / "eval/stacks"
     lines += [
         "",
         "| real stack | align | magnification first → last | residual median | residual 90 % | seconds |",
         "|---|---|---|---|---|---|",
     ]
-    for name, step in (("macro_pcb", 1), ("gacn_v4_component", 2)):
+    for name, step in stacks:
         stack = _stack_array(root / name)
         grey = np.stack(joint_unit_range(*[to_grey(s, np.float32) for s in stack], source_dtype=stack.dtype))
         if step > 1:  # half resolution (block means) to keep the 65-slice run short
             z, h, w = grey.shape
             grey = grey[:, : h // step * step, : w // step * step]
             grey = grey.reshape(z, h // step, step, w // step, step).mean((2, 4))
-        for model in (None, *ALIGN_MODELS):
+        for model in models:
             start = time.perf_counter()
             if model is None:
                 aligned, magnification = grey, "—"
@@ -179,6 +184,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--real-only", action="store_true")
     parser.add_argument(
+        "--real",
+        nargs="+",
+        metavar="STACK:STEP",
+        help="real stacks and grey block-mean steps (default: macro_pcb:1 gacn_v4_component:2)",
+    )
+    parser.add_argument("--models", nargs="+", default=["off", *ALIGN_MODELS], choices=["off", *ALIGN_MODELS])
+    parser.add_argument(
         "--montage", action="store_true", help="only docs/images/stacks/macro_pcb_alignment.png"
     )
     args = parser.parse_args()
@@ -189,8 +201,11 @@ def main() -> None:
     if not args.real_only:
         synthetic(lines)
     if (args.shared / "eval/stacks").is_dir():
-        real(args.shared, lines)
-    (args.out / "alignment.md").write_text("\n".join(lines) + "\n")
+        stacks = tuple((n.split(":")[0], int(n.split(":")[1])) for n in args.real) if args.real else None
+        models = tuple(None if m == "off" else m for m in args.models)
+        real(args.shared, lines, *([stacks] if stacks else []), models=models)
+    name = "alignment.md" if not args.real_only else "alignment_real.md"
+    (args.out / name).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
