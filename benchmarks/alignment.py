@@ -118,21 +118,26 @@ def _residual(grey: np.ndarray) -> np.ndarray:
     return np.concatenate(left)
 
 
-def real(shared: Path, lines: list[str]) -> None:
+def real(
+    shared: Path,
+    lines: list[str],
+    stacks: tuple[tuple[str, int], ...] = (("macro_pcb", 1), ("gacn_v4_component", 2)),
+    models: tuple[str | None, ...] = (None, *ALIGN_MODELS),
+) -> None:
     root = shared / "eval/stacks"
     lines += [
         "",
         "| real stack | align | magnification first → last | residual median | residual 90 % | seconds |",
         "|---|---|---|---|---|---|",
     ]
-    for name, step in (("macro_pcb", 1), ("gacn_v4_component", 2)):
+    for name, step in stacks:
         stack = _stack_array(root / name)
         grey = np.stack(joint_unit_range(*[to_grey(s, np.float32) for s in stack], source_dtype=stack.dtype))
         if step > 1:  # half resolution (block means) to keep the 65-slice run short
             z, h, w = grey.shape
             grey = grey[:, : h // step * step, : w // step * step]
             grey = grey.reshape(z, h // step, step, w // step, step).mean((2, 4))
-        for model in (None, *ALIGN_MODELS):
+        for model in models:
             start = time.perf_counter()
             if model is None:
                 aligned, magnification = grey, "—"
@@ -151,6 +156,29 @@ def real(shared: Path, lines: list[str]) -> None:
             print(lines[-1], flush=True)
 
 
+def montage(shared: Path, out: Path) -> None:
+    """``macro_pcb`` at half resolution: the first and last slice overlaid (red = first, cyan =
+    last) in a corner crop, without alignment, translation, similarity: coloured double
+    contours are misregistration."""
+    from acnn_fusion.io import write_image
+
+    stack = _stack_array(shared / "eval/stacks/macro_pcb")
+    grey = np.stack(joint_unit_range(*[to_grey(s, np.float32) for s in stack], source_dtype=stack.dtype))
+    z, h, w = grey.shape
+    grey = grey.reshape(z, h // 2, 2, w // 2, 2).mean((2, 4))  # half resolution: a short run
+    crop = (slice(20, 260), slice(20, 340))  # top-left corner: where a magnification change shows most
+    tiles = []
+    for model in (None, "translation", "similarity"):
+        aligned = grey if model is None else apply_transforms(grey, estimate_transforms(grey, model))
+        first, last = aligned[0][crop], aligned[-1][crop]
+        tiles.append(np.stack([first, last, last], -1))
+        print(model or "off", flush=True)
+    image = np.concatenate([np.pad(t, ((4, 4), (4, 4), (0, 0)), constant_values=1) for t in tiles], 1)
+    write_image(
+        out / "images/stacks/macro_pcb_alignment.png", np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -158,13 +186,29 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--real-only", action="store_true")
+    parser.add_argument(
+        "--real",
+        nargs="+",
+        metavar="STACK:STEP",
+        help="real stacks and grey block-mean steps (default: macro_pcb:1 gacn_v4_component:2)",
+    )
+    parser.add_argument("--models", nargs="+", default=["off", *ALIGN_MODELS], choices=["off", *ALIGN_MODELS])
+    parser.add_argument(
+        "--montage", action="store_true", help="only docs/images/stacks/macro_pcb_alignment.png"
+    )
     args = parser.parse_args()
+    if args.montage:
+        montage(args.shared, args.out.parent)
+        return
     lines: list[str] = ["# Alignment", "", "Written by `benchmarks/alignment.py`.", ""]
     if not args.real_only:
         synthetic(lines)
     if (args.shared / "eval/stacks").is_dir():
-        real(args.shared, lines)
-    (args.out / "alignment.md").write_text("\n".join(lines) + "\n")
+        stacks = tuple((n.split(":")[0], int(n.split(":")[1])) for n in args.real) if args.real else None
+        models = tuple(None if m == "off" else m for m in args.models)
+        real(args.shared, lines, *([stacks] if stacks else []), models=models)
+    name = "alignment.md" if not args.real_only else "alignment_real.md"
+    (args.out / name).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

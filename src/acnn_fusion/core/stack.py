@@ -8,12 +8,14 @@ Two strategies:
     concatenated features, so each image's contribution to it is computed once
     (:meth:`Head.project`) and a slice is compared with the reference, both ways round, at
     the cost of an addition and a 1×1 layer. Each slice gets, per 16×16 patch, the
-    log-odds that it is sharper than the mean image; each pixel averages the log-odds of
-    the patches covering it (the paper's focus-map averaging) and takes the slice with the
-    highest. No near-tie between neighbouring slices is ever turned into a hard decision,
-    which matters in finely sampled, noisy stacks. ``confidence`` is the share of the
-    covering patches whose own best slice is the pixel's: near 1 where the patches agree
-    (structure in focus), low where each patch picks another slice (noise, no structure).
+    log-odds that it is sharper than the mean image; each 2×2 block averages the log-odds of
+    the patches covering it (the paper's focus-map averaging): a score volume. The volume is
+    regularised on the whole block grid (:func:`_regularise`): blocks with clear evidence keep
+    their best slice, blocks without (flat or dark regions, noise) take the depth of confident
+    neighbours; each block then takes the slice with the highest regularised score. No
+    near-tie between neighbouring slices is ever turned into a hard decision, which matters
+    in finely sampled, noisy stacks. ``confidence`` is near 1 where a block's own scores pick
+    its depth and 0 where the depth is a guess taken from its neighbours.
 ``pairwise``
     The paper's fold: fuse slices 1 and 2 with the full pair pipeline (focus map,
     threshold, small-region removal), then the result with slice 3, and so on, tracking
