@@ -135,8 +135,9 @@ def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
         result.confidence,
         job.placement,
         description=(
-            "confidence: features fold, share of the covering 16×16 patches whose own best slice "
-            "is the pixel's; pairwise folds, the focus-map value of the last decision"
+            "confidence: features fold, how clearly the pixel's own focus evidence picks its slice "
+            "(0 = depth taken from confident neighbours); pairwise folds, the focus-map value of "
+            "the last decision"
         ),
         strategy=result.strategy,
     )
