@@ -24,7 +24,13 @@ from acnn_fusion.batch import MODES, BatchReport, run_batch
 from acnn_fusion.napari._controls import apply_preset, option_controls, options_from_controls
 from acnn_fusion.napari._lifecycle import on_close
 from acnn_fusion.napari._runner import Cancelled, FusionRunner
-from acnn_fusion.napari._status import make_progress_bar, make_status_label, set_status, show_progress
+from acnn_fusion.napari._status import (
+    make_progress_bar,
+    make_status_label,
+    set_status,
+    show_progress,
+    show_running,
+)
 
 PLUGIN = "napari-acnn-fusion"
 WIDGET_NAME = "Batch fuse TIFF folder"
@@ -126,11 +132,8 @@ class BatchFusionWidget(Container):
         self.runner.shutdown()
 
     def _set_running(self, running: bool) -> None:
-        if not self._alive:
-            return
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-        self.progress.visible = running
+        if self._alive:
+            show_running(self, running)
 
     def _on_progress(self, done: int, total: int) -> None:
         if self._alive:

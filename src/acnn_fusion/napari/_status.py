@@ -7,6 +7,8 @@ its tooltip and, where it was cut, to a napari notification.
 
 from __future__ import annotations
 
+from typing import Any
+
 from magicgui.widgets import Label, ProgressBar
 from napari.utils.notifications import show_info
 
@@ -55,3 +57,11 @@ def show_progress(bar: ProgressBar, done: int, total: int) -> None:
     if total > 0:
         bar.max = total
         bar.value = min(done, total)
+
+
+def show_running(panel: Any, running: bool) -> None:
+    """Run off and Cancel on (or back) while a job runs; the progress bar shows only then."""
+    panel.run_button.enabled = not running
+    panel.cancel_button.enabled = running
+    panel.progress.visible = running
+    panel.progress.value = 0

@@ -25,7 +25,7 @@ from acnn_fusion.napari._lifecycle import on_close
 from acnn_fusion.napari._live import LiveDecider
 from acnn_fusion.napari._panel import PAIR, STACK
 from acnn_fusion.napari._runner import Cancelled, FusionRunner
-from acnn_fusion.napari._status import set_status, show_progress
+from acnn_fusion.napari._status import set_status, show_progress, show_running
 from acnn_fusion.napari._tuning import TuningMixin, device_used
 from acnn_fusion.options import FusionOptions
 
@@ -211,12 +211,8 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
             _panel.remember(self)
 
     def _set_running(self, running: bool) -> None:
-        if not self._alive:
-            return
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-        self.progress.visible = running
-        self.progress.value = 0
+        if self._alive:
+            show_running(self, running)
 
     def _on_progress(self, done: int, total: int) -> None:
         if self._alive:
