@@ -66,7 +66,7 @@ def test_fold_z_stack_command(make_napari_viewer, app, small_stack):
     viewer.layers.selection = {stack}
     assert _enabled(app, viewer, FOLD)
     app.commands.execute_command(FOLD).result()
-    assert {"zs fused", "zs depth map", "zs focus map"} <= {layer.name for layer in viewer.layers}
+    assert {"zs fused", "zs depth map", "zs confidence"} <= {layer.name for layer in viewer.layers}
     assert viewer.layers["zs fused"].data.shape == small_stack.shape[1:]
 
 

@@ -123,7 +123,7 @@ def test_stack_mode_folds_z_and_keeps_the_spatial_transform(make_napari_viewer, 
     widget.run()
     fused = viewer.layers["stack fused"]
     depth = viewer.layers["stack depth map"]
-    focus = viewer.layers["stack focus map"]
+    focus = viewer.layers["stack confidence"]  # named for what it is (issue 15)
     assert fused.data.dtype == np.uint16 and fused.data.shape == (80, 96)
     assert depth.data.dtype == np.uint16 and depth.data.max() <= 4
     assert focus.data.dtype == np.float32

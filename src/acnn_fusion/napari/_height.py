@@ -94,7 +94,7 @@ def show_height_view(viewer: Any) -> Any:
         raise ValueError("fold a z-stack first: the height view drapes its fused image over its depth map")
     job = session.job
     fused = output_layer(viewer, f"{job.name} fused")
-    confidence = output_layer(viewer, f"{job.name} focus map")
+    confidence = output_layer(viewer, f"{job.name} confidence")
     depth = session.shown if session.shown is not None else session.corrected()
     if fused is None:
         raise ValueError(f"the layer {job.name!r} fused is gone; run the fold again")

@@ -38,15 +38,18 @@ def depth_colours(n_slices: int) -> DirectLabelColormap:
     return DirectLabelColormap(color_dict=colours, background_value=n_slices + 1)
 
 
-def _focus_map_layer(viewer: Any, name: str, values: np.ndarray, placement: Any, **meta: Any) -> Layer:
+def _map_layer(
+    viewer: Any, name: str, values: np.ndarray, placement: Any, role: str = "focus map", **meta: Any
+) -> Layer:
+    """A [0, 1] map shown in magma: a pair's focus map, or a stack's confidence."""
     return upsert_layer(
         viewer,
-        f"{name} focus map",
+        f"{name} {role}",
         values,
         "image",
         colormap="magma",
         contrast_limits=(0.0, 1.0),
-        metadata={ROLE_KEY: "confidence", **meta},
+        metadata={ROLE_KEY: role, **meta},
         **placement.kwargs(),
     )
 
@@ -65,7 +68,7 @@ def show_pair(viewer: Any, job: PairJob, result: FusionResult, *, focus_map: boo
     shown = []
     if focus_map:
         shown.append(
-            _focus_map_layer(
+            _map_layer(
                 viewer,
                 job.name,
                 result.focus_map,
@@ -126,14 +129,15 @@ def show_decision(viewer: Any, job: PairJob, labels: np.ndarray, fused: np.ndarr
 
 
 def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
-    """Add or update ``<name> focus map`` (confidence), ``<name> fused``, ``<name> depth map``."""
+    """Add or update ``<name> confidence``, ``<name> fused`` and ``<name> depth map``."""
     n_slices = job.stack.shape[0]
     place = job.placement.kwargs()
-    confidence = _focus_map_layer(
+    confidence = _map_layer(
         viewer,
         job.name,
         result.confidence,
         job.placement,
+        role="confidence",
         description=(
             "confidence: features fold, how clearly the pixel's own focus evidence picks its slice "
             "(0 = depth taken from confident neighbours); pairwise folds, the focus-map value of "
