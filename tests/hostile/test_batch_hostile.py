@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -217,7 +218,11 @@ def test_concurrent_batches_kill_test(stacks, tmp_path):
         if (out / LOCK_NAME).exists():
             break
         time.sleep(0.05)
-    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    first.send_signal(signal.SIGSTOP)  # holds its lock, alive, while the second run tries
+    try:
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    finally:
+        first.send_signal(signal.SIGCONT)
     stdout, _ = first.communicate(timeout=300)
     assert second.returncode == 2 and "in use by another batch run" in second.stderr, second
     assert first.returncode == 0 and "16 fused, 0 skipped, 0 failed" in stdout, stdout
@@ -242,7 +247,7 @@ def test_dask_driver_losing_all_workers_finishes(when, stacks, tmp_path):
     """Kill every worker process of a local cluster, again and again: the run must end with a report."""
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("dask.distributed")
-    _big_stacks(stacks, 8)
+    _big_stacks(stacks, 12)
     out = tmp_path / "out"
     env = {**os.environ, "ACNN_FUSION_WORKER_GRACE_S": "3", "ACNN_FUSION_WORKER_RESTARTS": "1"}
     command = [
@@ -265,12 +270,11 @@ def test_dask_driver_losing_all_workers_finishes(when, stacks, tmp_path):
     try:
         while time.monotonic() - started < 60 and not (out / LOCK_NAME).exists():
             time.sleep(0.1)
-        if when == "while_running":  # the workers have been up for a while
-            while time.monotonic() - started < 120:
-                children = parent.children()
-                if len(children) >= 2 and all(time.time() - c.create_time() > 6 for c in children):
+        if when == "while_running":  # the workers are fusing: the first input is done
+            while time.monotonic() - started < 120 and driver.poll() is None:
+                if any(out.glob("*.done.json")):
                     break
-                time.sleep(0.2)
+                time.sleep(0.05)
         while driver.poll() is None and time.monotonic() - started < 200:
             for child in parent.children(recursive=True):  # the workers; the nannies live in the driver
                 try:
@@ -286,5 +290,5 @@ def test_dask_driver_losing_all_workers_finishes(when, stacks, tmp_path):
     report = json.loads((out / "batch_report.json").read_text())
     failed = [e for e in report["entries"] if e["status"] == "failed"]
     assert failed and all("dask cluster" in e["error"] or "worker" in e["error"].lower() for e in failed)
-    assert report["counts"]["ok"] + report["counts"]["failed"] == 8
+    assert report["counts"]["ok"] + report["counts"]["failed"] == 12
     assert not (out / LOCK_NAME).exists()
