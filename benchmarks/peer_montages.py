@@ -14,7 +14,9 @@ For each real stack in ``../shared/data/eval/stacks`` (override with ``--shared`
   same TIFFs. focus-stack has no option to skip alignment: it always aligns the slices (ours
   does not by default); ``--align-keep-size`` keeps the input's size so pixels line up. Its
   depth map is an 8-bit PNG, smoothed and inpainted by design, scaled as
-  ``value = (slice + 1) · 255 / N`` (0 = unknown); it is converted back to slice indices.
+  ``value = (slice + 1) · 255 / N`` (0 = unknown); it is converted back to (fractional) slice
+  indices. focus-stack reads 16-bit TIFFs as 8 bits (the high byte), so uint16 stacks reach it
+  as 8-bit slices stretched over the stack's 0.1/99.9 percentiles (enfuse reads 16 bits).
 - variance: ``projection(stack, "variance")`` from ``benchmarks/baselines.py``.
 
 One PNG per stack in ``docs/images/peers/<stack>.png``, fixed panel order (no labels in the
@@ -167,8 +169,6 @@ def matched(image: np.ndarray | None, like: np.ndarray) -> np.ndarray | None:
     image = image.astype(np.float64)
     if image.ndim == 3 and image.shape[-1] in (2, 4):
         image = image[..., :-1]  # enfuse writes an alpha channel
-    if like.dtype == np.uint16 and image.max() <= 255:
-        image = image * 257.0  # an 8-bit output of a 16-bit input
     if like.ndim == 2 and image.ndim == 3:
         image = image[..., :3].mean(axis=-1)
     if like.ndim == 3 and image.ndim == 2:
@@ -193,13 +193,14 @@ def shrink(image: np.ndarray, width: int) -> np.ndarray:
 
 
 def worst_window(depth_a: np.ndarray, depth_b: np.ndarray, image: np.ndarray, size: int) -> tuple[int, int]:
-    """Top-left corner of the size×size window with the largest mean |depth_a − depth_b| among
-    the windows with the most structure (top quarter of mean gradient magnitude of ``image``), so
+    """Top-left corner of the size×size window with the largest mean |depth_a − depth_b| times
+    mean gradient magnitude of ``image``, among the windows in the top quarter of gradient, so
     the crop shows a boundary rather than flat background where only noise decides depth."""
     grey = image.astype(np.float64)
     grey = grey.mean(axis=-1) if grey.ndim == 3 else grey
     gradient = ndimage.uniform_filter(np.hypot(ndimage.sobel(grey, 0), ndimage.sobel(grey, 1)), size=size)
     disagreement = ndimage.uniform_filter(np.abs(depth_a - depth_b).astype(np.float64), size=size)
+    disagreement *= gradient / max(float(gradient.max()), 1e-12)  # noise in flat regions counts less
     disagreement[gradient < np.percentile(gradient, 75)] = -1
     half = size // 2
     inner = disagreement[half : disagreement.shape[0] - half, half : disagreement.shape[1] - half]
@@ -256,7 +257,23 @@ def one_stack(name: str, stacks: Path, images: Path) -> dict | None:
             planes.append(folder / f"z{index:03d}.tif")
             tifffile.imwrite(planes[-1], plane, photometric="rgb" if plane.ndim == 3 else "minisblack")
         enfuse, enfuse_s = run_enfuse(planes, folder)
-        fs_fused, fs_depth, fs_s = run_focus_stack(planes, folder)
+        if stack.dtype == np.uint16:
+            # focus-stack reads through OpenCV as 8 bits (the high byte: 0–2 for this dim light
+            # sheet), so it gets 8-bit slices stretched over the stack's 0.1/99.9 percentiles
+            # (one range for all slices), as a user would convert them; mapped back afterwards
+            low, high = (float(v) for v in np.percentile(stack, [0.1, 99.9]))
+            eight = folder / "eight"
+            eight.mkdir()
+            fs_planes = []
+            for index, plane in enumerate(stack):
+                fs_planes.append(eight / f"z{index:03d}.tif")
+                scaled = np.clip((plane.astype(np.float64) - low) / (high - low) * 255, 0, 255)
+                tifffile.imwrite(fs_planes[-1], scaled.round().astype(np.uint8))
+            fs_fused, fs_depth, fs_s = run_focus_stack(fs_planes, folder)
+            if fs_fused is not None:
+                fs_fused = low + fs_fused.astype(np.float64) / 255 * (high - low)
+        else:
+            fs_fused, fs_depth, fs_s = run_focus_stack(planes, folder)
     if fs_depth is not None and fs_depth.shape != depth.shape:
         fs_depth = np.rint(resize(fs_depth.astype(float), depth.shape, order=0, preserve_range=True)).astype(
             np.int32
