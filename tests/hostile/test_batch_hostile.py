@@ -264,7 +264,9 @@ def test_dask_driver_losing_all_workers_finishes(when, stacks, tmp_path):
         "--device",
         "cpu",
     ]
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # output to files, not pipes: dask logs every lost worker, and a full pipe would block the driver
+    log = (tmp_path / "driver.log").open("w+")
+    driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
     parent = psutil.Process(driver.pid)
     started = time.monotonic()
     try:
@@ -282,10 +284,13 @@ def test_dask_driver_losing_all_workers_finishes(when, stacks, tmp_path):
                 except psutil.Error:
                     pass
             time.sleep(0.2)
-        _stdout, stderr = driver.communicate(timeout=60)
+        driver.wait(timeout=60)
+        log.seek(0)
+        stderr = log.read()
     finally:
         if driver.poll() is None:
             driver.kill()
+        log.close()
     assert driver.returncode == 1, stderr[-2000:]
     report = json.loads((out / "batch_report.json").read_text())
     failed = [e for e in report["entries"] if e["status"] == "failed"]
