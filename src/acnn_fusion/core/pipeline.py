@@ -21,7 +21,7 @@ class FusionSettings:
     """Decision parameters (defaults measured in ``docs/quality.md``).
 
     - ``threshold`` (β): focus-map level above which a pixel goes to A.
-    - ``min_region_px``: regions of either source smaller than this many pixels are
+    - ``min_region_px``: regions of either source of at most this many pixels are
       handed to the other source, unless the focus map is confident about them (next).
       Pixels, not a share of the image, so the result does not depend on image size;
       the default, 4096 px (64×64, sixteen 16×16 patches), is tied to the patch scale
