@@ -49,3 +49,36 @@ def textured(image: np.ndarray, threshold: float = 4.0) -> np.ndarray:
     mean = ndimage.uniform_filter(grey, 7)
     var = ndimage.uniform_filter(grey**2, 7) - mean**2
     return np.sqrt(np.maximum(var, 0)) > threshold
+
+
+@pytest.fixture
+def seen(monkeypatch) -> list:
+    """Replace the core's two entry points by fakes that record the FusionOptions they get.
+
+    Patched where the faces look them up: the core modules, and the napari jobs module.
+    """
+    from acnn_fusion.core import pipeline, stack
+    from acnn_fusion.core.pipeline import FusionResult
+    from acnn_fusion.core.stack import StackResult
+    from acnn_fusion.options import FusionOptions
+
+    received: list[FusionOptions] = []
+
+    def fake_pair(a, b, options=None, *, progress=None, **changes):
+        options = (options or FusionOptions()).replace(**changes)
+        received.append(options)
+        plane = np.ones(a.shape[:2])
+        return FusionResult(a.copy(), plane.astype(np.float32), plane.astype(bool), options.settings())
+
+    def fake_stack(data, options=None, *, axis=0, progress=None, **_layout):
+        received.append(options or FusionOptions())
+        fused = np.take(data, 0, axis=axis)
+        plane = np.zeros(fused.shape[:2])
+        return StackResult(fused, plane.astype(np.uint16), plane.astype(np.float32), "fake")
+
+    monkeypatch.setattr(pipeline, "fuse_pair", fake_pair)
+    monkeypatch.setattr(stack, "fuse_stack", fake_stack)
+    jobs = __import__("sys").modules.get("acnn_fusion.napari._jobs")
+    if jobs is not None:  # the napari face imported fuse_pair by name
+        monkeypatch.setattr(jobs, "fuse_pair", fake_pair)
+    return received

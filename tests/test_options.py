@@ -9,9 +9,7 @@ import pytest
 import tifffile
 
 from acnn_fusion.cli import main
-from acnn_fusion.core import pipeline, stack
-from acnn_fusion.core.pipeline import FusionResult
-from acnn_fusion.core.stack import StackResult
+from acnn_fusion.core import pipeline
 from acnn_fusion.options import FusionOptions, option_fields, outputs_differ
 from acnn_fusion.synthetic import blob_mask, render_pair, sample_stack
 
@@ -52,26 +50,6 @@ def test_record_resolves_the_preset_and_blanks_options_of_the_other_kind():
 
 
 # -- every field from every face --------------------------------------------------------------
-@pytest.fixture
-def seen(monkeypatch) -> list[FusionOptions]:
-    """Replace the core's two entry points by fakes that record the options they get."""
-    received: list[FusionOptions] = []
-
-    def fake_pair(a, b, options=None, *, progress=None, **changes):
-        options = (options or FusionOptions()).replace(**changes)
-        received.append(options)
-        plane = np.ones(a.shape[:2])
-        return FusionResult(a.copy(), plane.astype(np.float32), plane.astype(bool), options.settings())
-
-    def fake_stack(data, options=None, *, axis=0, progress=None, **_layout):
-        received.append(options or FusionOptions())
-        fused = np.take(data, 0, axis=axis)
-        plane = np.zeros(fused.shape[:2])
-        return StackResult(fused, plane.astype(np.uint16), plane.astype(np.float32), "fake")
-
-    monkeypatch.setattr(pipeline, "fuse_pair", fake_pair)
-    monkeypatch.setattr(stack, "fuse_stack", fake_stack)
-    return received
 
 
 @pytest.fixture(scope="module")

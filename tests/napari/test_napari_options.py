@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import tifffile
 
-from acnn_fusion.core.pipeline import FusionResult
-from acnn_fusion.core.stack import StackResult
-from acnn_fusion.napari import _jobs
+from acnn_fusion.napari import _jobs  # noqa: F401  # imported before the core fakes are set
 from acnn_fusion.napari._controls import DISPLAY_SCALE
-from acnn_fusion.options import FusionOptions, option_fields
-
-
-@pytest.fixture
-def seen(monkeypatch) -> list[FusionOptions]:
-    received: list[FusionOptions] = []
-
-    def fake_pair(a, b, options=None, *, progress=None, **changes):
-        options = (options or FusionOptions()).replace(**changes)
-        received.append(options)
-        plane = np.ones(a.shape[:2])
-        return FusionResult(a.copy(), plane.astype(np.float32), plane.astype(bool), options.settings())
-
-    def fake_stack(data, options=None, *, axis=0, progress=None, **_layout):
-        received.append(options or FusionOptions())
-        fused = np.take(data, 0, axis=axis)
-        plane = np.zeros(fused.shape[:2])
-        return StackResult(fused, plane.astype(np.uint16), plane.astype(np.float32), "fake")
-
-    monkeypatch.setattr(_jobs, "fuse_pair", fake_pair)
-    monkeypatch.setattr("acnn_fusion.core.stack.fuse_stack", fake_stack)
-    monkeypatch.setattr("acnn_fusion.core.pipeline.fuse_pair", fake_pair)
-    return received
+from acnn_fusion.options import option_fields
 
 
 def _set(widget, name: str, value) -> None:
