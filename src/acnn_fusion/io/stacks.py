@@ -128,11 +128,16 @@ def stack_axes(
         found = layout(stack.axes, stack.data.shape, axis)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from exc
+    return squeezed(stack), found.z_axis, found.channel_axis, found.time_axis
+
+
+def squeezed(stack: StackData) -> np.ndarray:
+    """The stack's data without its singleton axes other than Y and X (the axes of :func:`layout`)."""
     data = stack.data
     for i in reversed(range(len(stack.axes))):  # indexing keeps a view (take would copy a memmap)
         if data.shape[i] == 1 and stack.axes[i] not in "YX":
             data = data[(slice(None),) * i + (0,)]
-    return data, found.z_axis, found.channel_axis, found.time_axis
+    return data
 
 
 def inspect_tiff(path: str | Path) -> tuple[str, tuple[int, ...]]:

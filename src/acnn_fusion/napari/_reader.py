@@ -25,7 +25,7 @@ from acnn_fusion.io import (
     natural_key,
     read_stack,
 )
-from acnn_fusion.io.stacks import inspect_plane
+from acnn_fusion.io.stacks import inspect_plane, squeezed
 from acnn_fusion.napari._layers import Z_AXIS_KEY
 
 SOURCE_KEY = "acnn_fusion_source"
@@ -95,10 +95,7 @@ def _base_name(path: Path) -> str:
 def layer_data(stack: StackData, path: Path) -> list[LayerData]:
     """One image layer (or one per channel) for a read stack, placed by its physical sizes."""
     found = layout(stack.axes, stack.data.shape)
-    data = stack.data
-    for i in reversed(range(len(stack.axes))):  # drop singleton axes, as the layout does
-        if data.shape[i] == 1 and stack.axes[i] not in "YX":
-            data = data[(slice(None),) * i + (0,)]
+    data = squeezed(stack)
     axes = found.axes
     rgb = axes.endswith("S") and found.channel_axis is None
     channel_axis = found.channel_axis
