@@ -35,10 +35,14 @@ def sobel_energy(grey: np.ndarray, window: int = 15) -> np.ndarray:
 MEASURES = {"variance": local_variance, "laplacian": laplacian_energy, "sobel": sobel_energy}
 
 
-def fuse_pair_by_measure(a: np.ndarray, b: np.ndarray, measure: str) -> tuple[np.ndarray, np.ndarray]:
-    """Decision map from a focus measure (A where it is larger), ACNN clean-up; (fused, decision)."""
+def fuse_pair_by_measure(
+    a: np.ndarray, b: np.ndarray, measure: str, window: int = 15
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decision map from a focus measure in a ``window``² window (A where it is larger), the
+    paper's 1 % clean-up; (fused, decision). No boundary refinement or fine override:
+    ``benchmarks/network_value.py`` puts such maps through the whole default pipeline."""
     ga, gb = _grey01(a, b)
-    fa, fb = MEASURES[measure](ga), MEASURES[measure](gb)
+    fa, fb = MEASURES[measure](ga, window), MEASURES[measure](gb, window)
     focus = (fa > fb).astype(np.float32) + 0.5 * (fa == fb)
     # the focus map is binary, so a confidence gate means nothing: every region under 1 % goes
     clean_up = FusionSettings(threshold=0.5, min_region=0.01, min_region_px=0, region_confidence=1.0)
