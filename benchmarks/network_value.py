@@ -64,6 +64,10 @@ MODELS = {
 }
 
 
+#: the issue filer's baseline: binary 7×7 Laplacian-energy map, threshold and 1 % clean-up
+FILER = "lap-binary-7 (1 % clean-up)"
+
+
 def _energy(grey: np.ndarray, window: int) -> np.ndarray:
     lap = ndimage.laplace(grey.astype(np.float64))
     return ndimage.uniform_filter(lap * lap, window)
@@ -302,7 +306,7 @@ def cmd_stats(args: argparse.Namespace) -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in out_rows:
-        if r["reference"] == fair or r["reference"].startswith("acnn"):
+        if r["reference"] in (fair, FILER) or r["reference"].startswith("acnn"):
             digits = 2 if r["metric"] == "PSNR" else 4
             lines.append(
                 f"| {r['set']} ({r['cases']}) | {r['metric']} | {r['method']} − {r['reference']} | "
