@@ -58,9 +58,13 @@ from quality_pairs import _write, synthetic_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs/results"
+#: the shipped model, the one it replaced, a second training run of the shipped recipe and the
+#: occlusion-trained candidate (``benchmarks/candidates/README.md``)
 MODELS = {
     "acnn-2": str(REPO / "src/acnn_fusion/weights/acnn_default.pt"),
     "acnn-1": str(REPO / "benchmarks/previous/acnn_1.pt"),
+    "acnn-2-seed1": str(REPO / "benchmarks/candidates/acnn_2_seed1.pt"),
+    "acnn-occl": str(REPO / "benchmarks/candidates/acnn_3_occlusion.pt"),
 }
 
 
@@ -254,13 +258,19 @@ def cmd_test(args: argparse.Namespace) -> None:
     for spec in args.model or []:
         name, path = spec.split("=", 1)
         models[name] = path
+    models = {k: v for k, v in models.items() if Path(v).exists()}
     baseline = json.loads((args.out / "network_value_baseline.json").read_text())["baseline"]
     laplacian = list(dict.fromkeys([baseline, "lap-ratio-7", "lap-ratio-15", "lap-patch"]))
 
+    if args.add:  # only the --model networks, merged into the existing per-case tables
+        models = {k: v for k, v in models.items() if k in {s.split("=", 1)[0] for s in args.model or []}}
+        laplacian = []
+
     def fn(a, b):
         out = methods_for(a, b, models, laplacian)
-        for w in (7, 15):
-            out[f"lap-binary-{w} (1 % clean-up)"] = fuse_pair_by_measure(a, b, "laplacian", window=w)
+        if not args.add:
+            for w in (7, 15):
+                out[f"lap-binary-{w} (1 % clean-up)"] = fuse_pair_by_measure(a, b, "laplacian", window=w)
         return out
 
     for set_name in args.sets:
@@ -272,7 +282,11 @@ def cmd_test(args: argparse.Namespace) -> None:
             rows = score_synthetic(synthetic_pairs() if set_name == "synthetic" else tuning_pairs(), fn)
             for r in rows:
                 r["set"] = set_name
-        _write(rows, args.out / f"network_value_{set_name}_per_case")
+        stem = args.out / f"network_value_{set_name}_per_case"
+        if args.add:
+            kept = [r for r in _read(stem.with_suffix(".csv")) if r["method"] not in models]
+            rows = [*kept, *rows]
+        _write(rows, stem)
 
 
 def paired(rows: list[dict], method: str, reference: str, metric: str, rng: np.random.Generator) -> dict:
@@ -370,6 +384,9 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--model", action="append", help="NAME=weights.pt, scored next to acnn-2 and acnn-1")
+    parser.add_argument(
+        "--add", action="store_true", help="`test`: score only the --model networks, add them to the tables"
+    )
     parser.add_argument(
         "--sets",
         nargs="+",
