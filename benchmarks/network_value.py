@@ -45,15 +45,13 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 sys.path.insert(0, str(Path(__file__).parent))
-from acnn_fusion.core.decision import ENERGY_FLOOR
-from acnn_fusion.core.inference import compute_focus_map, focus_map_from_scores, select_device
-from acnn_fusion.core.model import PATCH_SIZE, SCORE_STRIDE
+from acnn_fusion.core.inference import compute_focus_map, select_device
 from acnn_fusion.core.pipeline import PRESETS, fuse_from_focus_map, grey_pair
 from acnn_fusion.core.weights import load_model
 from acnn_fusion.io import read_image
 from acnn_fusion.metrics import evaluate
 from acnn_fusion.synthetic import blob_mask, render_pair
-from baselines import fuse_pair_by_measure
+from baselines import fuse_pair_by_measure, hard_map, patch_map, ratio_map
 from quality_pairs import _write, synthetic_pairs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,37 +68,6 @@ MODELS = {
 
 #: the issue filer's baseline: binary 7×7 Laplacian-energy map, threshold and 1 % clean-up
 FILER = "lap-binary-7 (1 % clean-up)"
-
-
-def _energy(grey: np.ndarray, window: int) -> np.ndarray:
-    lap = ndimage.laplace(grey.astype(np.float64))
-    return ndimage.uniform_filter(lap * lap, window)
-
-
-def ratio_map(ga: np.ndarray, gb: np.ndarray, window: int) -> np.ndarray:
-    """Soft Laplacian-energy focus map, ½ where neither image has detail."""
-    ea, eb = _energy(ga, window), _energy(gb, window)
-    return ((ea + ENERGY_FLOOR / 2) / (ea + eb + ENERGY_FLOOR)).astype(np.float32)
-
-
-def hard_map(ga: np.ndarray, gb: np.ndarray, window: int) -> np.ndarray:
-    ea, eb = _energy(ga, window), _energy(gb, window)
-    return ((ea > eb) + 0.5 * (ea == eb)).astype(np.float32)
-
-
-def patch_map(ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
-    """Per 16×16 patch at stride 2: 1 if A has the higher Laplacian energy; patch-averaged."""
-
-    def patch_energy(grey: np.ndarray) -> np.ndarray:
-        lap = ndimage.laplace(grey.astype(np.float64))
-        c = np.pad(np.cumsum(np.cumsum(lap * lap, 0), 1), ((1, 0), (1, 0)))
-        p = PATCH_SIZE
-        sums = c[p:, p:] - c[:-p, p:] - c[p:, :-p] + c[:-p, :-p]
-        return sums[::SCORE_STRIDE, ::SCORE_STRIDE]
-
-    ea, eb = patch_energy(ga), patch_energy(gb)
-    scores = ((ea > eb) + 0.5 * (ea == eb)).astype(np.float32)
-    return focus_map_from_scores(scores, ga.shape)
 
 
 LAPLACIAN_MAPS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
