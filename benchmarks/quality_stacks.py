@@ -91,12 +91,12 @@ def flat_region_stacks():
     return cases
 
 
-def _flat_table(out: Path) -> None:
+def _flat_table(out: Path, cache: Path | None = None) -> None:
     rows = []
     for name, case in flat_region_stacks():
         truth = case.depth_index.astype(int)
         inner = ndimage.binary_erosion(case.flat, iterations=8)
-        ours, plain, _ = fold_both(case.stack)
+        ours, plain, _ = fold_both(case.stack, cache=None if cache is None else cache / f"synth_{name}.npy")
         methods = {
             "acnn-features": ours.depth_map,
             "acnn-features-unregularised": plain.depth_map,
@@ -122,21 +122,29 @@ def _flat_table(out: Path) -> None:
         print(row)
 
 
-def fold_both(stack: np.ndarray, smoothing: float = 2.0):
+def fold_both(stack: np.ndarray, smoothing: float = 2.0, cache: Path | None = None):
     """The ``features`` fold in fp32 with regularised depth (``depth_smoothing=smoothing``, the
     default) and unregularised (``depth_smoothing=0``, each block its own best slice) from one
     network pass: the score volume is computed once and regularised both ways, as
-    ``fuse_stack`` does. Returns (default result, unregularised result, seconds of the default)."""
+    ``fuse_stack`` does. With ``cache`` the score volume is read from that .npy file if it
+    exists, else written there. Returns (default result, unregularised result, seconds of the
+    default; the network's share is 0 when the volume came from the cache)."""
     import torch
 
+    from acnn_fusion.core.compose import compose_stack
     from acnn_fusion.core.inference import DEFAULT_TILE, grid_to_pixels
-    from acnn_fusion.core.stack import StackResult, _gather, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.stack import StackResult, _regularise, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
 
     start = time.perf_counter()
     standard = _standardise(stack, 0, -1 if stack.ndim == 4 else None)
     grey = FocusImage(standard)
-    volume = _score_volume(load_model(), grey, torch.device("cpu"), DEFAULT_TILE, "fp32", None)
+    if cache is not None and cache.exists():
+        volume = np.load(cache)
+    else:
+        volume = _score_volume(load_model(), grey, torch.device("cpu"), DEFAULT_TILE, "fp32", None)
+        if cache is not None:
+            np.save(cache, np.asarray(volume))
     network = time.perf_counter() - start
     results, seconds = [], 0.0
     for value in (smoothing, 0.0):
@@ -145,7 +153,7 @@ def fold_both(stack: np.ndarray, smoothing: float = 2.0):
         depth = grid_to_pixels(best, grey.shape[1:])
         results.append(
             StackResult(
-                fused=_gather(standard, depth),
+                fused=compose_stack(standard, depth),
                 depth_map=depth,
                 confidence=grid_to_pixels(confidence, grey.shape[1:]),
                 strategy="features",
@@ -174,8 +182,9 @@ def speed() -> None:
     """
     import torch
 
+    from acnn_fusion.core.compose import compose_stack
     from acnn_fusion.core.inference import DEFAULT_TILE, grid_to_pixels, select_device
-    from acnn_fusion.core.stack import _gather, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.stack import _regularise, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
     from speed import textured
 
@@ -193,7 +202,7 @@ def speed() -> None:
         best, confidence = _regularise(volume, smoothing)
         depth = grid_to_pixels(best, grey.shape[1:])
         grid_to_pixels(confidence, grey.shape[1:])
-        _gather(standard, depth)
+        compose_stack(standard, depth)
         seconds = time.perf_counter() - start
         steps[smoothing] = min(steps.get(smoothing, np.inf), seconds)
     before, after = network + steps[0.0], network + steps[2.0]
@@ -209,12 +218,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--speed", action="store_true", help="only the speed comparison (see speed())")
     parser.add_argument("--flat-only", action="store_true", help="only the flat-region table")
+    parser.add_argument(
+        "--volume-cache",
+        type=Path,
+        help="folder for the ACNN score volumes (synth_<case>.npy): read if there, written if not",
+    )
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     args = parser.parse_args()
     if args.speed:
         speed()
         return
-    _flat_table(args.out)
+    if args.volume_cache is not None:
+        args.volume_cache.mkdir(parents=True, exist_ok=True)
+    _flat_table(args.out, args.volume_cache)
     if args.flat_only:
         return
     rows = []
@@ -226,7 +242,8 @@ def main() -> None:
         methods = {}
         for strategy in args.strategies:
             if strategy == "features":  # both depth settings from one network pass
-                ours, plain, seconds = fold_both(stack)
+                cached = None if args.volume_cache is None else args.volume_cache / f"synth_{name}.npy"
+                ours, plain, seconds = fold_both(stack, cache=cached)
                 methods["acnn-features"] = (ours.fused, ours.depth_map, seconds)
                 methods["acnn-features-unregularised"] = (plain.fused, plain.depth_map, seconds)
                 continue

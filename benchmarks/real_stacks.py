@@ -212,8 +212,9 @@ def fold_both(
     regularised both ways, exactly as ``fuse_stack`` does. Returns (result, unregularised
     depth, seconds of the default fold). The network runs in fp32 on the CPU; with ``cache``
     the score volume is read from that .npy file if it exists, else written there."""
+    from acnn_fusion.core.compose import compose_stack
     from acnn_fusion.core.inference import grid_to_pixels, select_device
-    from acnn_fusion.core.stack import FocusImage, _gather, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.stack import FocusImage, _regularise, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
 
     start = time.perf_counter()
@@ -231,7 +232,7 @@ def fold_both(
     best, confidence = _regularise(volume, 2.0)
     depth = grid_to_pixels(best, grey.shape[1:])
     result = StackResult(
-        fused=_gather(standard, depth),
+        fused=compose_stack(standard, depth),
         depth_map=depth,
         confidence=grid_to_pixels(confidence, grey.shape[1:]),
         strategy="features",
