@@ -20,6 +20,7 @@ inside the flat region, where only the neighbours can tell the depth.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -132,8 +133,8 @@ def fold_both(stack: np.ndarray, smoothing: float = 2.0, cache: Path | None = No
     import torch
 
     from acnn_fusion.core.compose import compose_stack
-    from acnn_fusion.core.inference import DEFAULT_TILE, grid_to_pixels
-    from acnn_fusion.core.stack import StackResult, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.inference import DEFAULT_TILE
+    from acnn_fusion.core.stack import StackResult, _fold_volume, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
 
     start = time.perf_counter()
@@ -149,13 +150,12 @@ def fold_both(stack: np.ndarray, smoothing: float = 2.0, cache: Path | None = No
     results, seconds = [], 0.0
     for value in (smoothing, 0.0):
         start = time.perf_counter()
-        best, confidence = _regularise(volume, value)
-        depth = grid_to_pixels(best, grey.shape[1:])
+        depth, confidence = _fold_volume(volume, value, grey.shape[1:])
         results.append(
             StackResult(
                 fused=compose_stack(standard, depth),
                 depth_map=depth,
-                confidence=grid_to_pixels(confidence, grey.shape[1:]),
+                confidence=confidence,
                 strategy="features",
             )
         )
@@ -171,7 +171,7 @@ def depth_outliers(depth: np.ndarray, slices: int = 2, window: int = 9) -> float
     return float(np.mean(np.abs(depth.astype(np.int32) - median) > slices))
 
 
-def speed() -> None:
+def speed(before_revision: str | None = None) -> None:
     """The cost of depth regularisation on the speed benchmark's 1024²×32 uint16 stack.
 
     The two folds share everything up to the score volume (the network); the run times that
@@ -183,8 +183,8 @@ def speed() -> None:
     import torch
 
     from acnn_fusion.core.compose import compose_stack
-    from acnn_fusion.core.inference import DEFAULT_TILE, grid_to_pixels, select_device
-    from acnn_fusion.core.stack import _regularise, _score_volume, _standardise
+    from acnn_fusion.core.inference import DEFAULT_TILE, select_device
+    from acnn_fusion.core.stack import _fold_volume, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
     from speed import textured
 
@@ -196,27 +196,44 @@ def speed() -> None:
     grey = FocusImage(standard)
     volume = _score_volume(model, grey, select_device("auto"), DEFAULT_TILE, "auto", None)
     network = time.perf_counter() - start
-    steps = {}
-    for smoothing in (0.0, 2.0, 0.0, 2.0):  # twice each, interleaved; the faster counts
-        start = time.perf_counter()
-        best, confidence = _regularise(volume, smoothing)
-        depth = grid_to_pixels(best, grey.shape[1:])
-        grid_to_pixels(confidence, grey.shape[1:])
+    old = None
+    if before_revision is not None:  # the regulariser as it was at that revision
+        from acnn_fusion.core.inference import grid_to_pixels
+        from alignment import _module_at
+
+        old = _module_at(before_revision, "src/acnn_fusion/core/stack.py", "stack_before")
+
+    def last_steps(variant: str) -> None:
+        if variant == "before":
+            assert old is not None
+            depth = grid_to_pixels(old._regularise(volume, 2.0)[0], grey.shape[1:])
+        else:
+            depth = _fold_volume(volume, 0.0 if variant == "plain" else 2.0, grey.shape[1:])[0]
         compose_stack(standard, depth)
-        seconds = time.perf_counter() - start
-        steps[smoothing] = min(steps.get(smoothing, np.inf), seconds)
-    before, after = network + steps[0.0], network + steps[2.0]
-    print(
-        f"torch threads {torch.get_num_threads()}; network (score volume) {network:.1f} s; "
-        f"last steps: plain {steps[0.0]:.2f} s, regularised {steps[2.0]:.2f} s; "
-        f"fold before {before:.1f} s, after {after:.1f} s, ratio {after / before:.3f}"
+
+    variants = ["plain", "default"] + (["before"] if old is not None else [])
+    steps: dict[str, float] = {}
+    for variant in variants * 2:  # twice each, interleaved; the faster counts
+        start = time.perf_counter()
+        last_steps(variant)
+        steps[variant] = min(steps.get(variant, np.inf), time.perf_counter() - start)
+    plain, after = network + steps["plain"], network + steps["default"]
+    line = (
+        f"load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; network (score volume) "
+        f"{network:.1f} s; last steps: plain {steps['plain']:.2f} s, default {steps['default']:.2f} s"
     )
+    if old is not None:
+        before = network + steps["before"]
+        line += f", {before_revision}'s default {steps['before']:.2f} s"
+        line += f"; fold ratio now / {before_revision} {after / before:.3f}"
+    print(line + f"; fold ratio default / plain {after / plain:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--speed", action="store_true", help="only the speed comparison (see speed())")
+    parser.add_argument("--speed-before", metavar="REV", help="with --speed: also core/stack.py at git REV")
     parser.add_argument("--flat-only", action="store_true", help="only the flat-region table")
     parser.add_argument(
         "--volume-cache",
@@ -226,7 +243,7 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     args = parser.parse_args()
     if args.speed:
-        speed()
+        speed(args.speed_before)
         return
     if args.volume_cache is not None:
         args.volume_cache.mkdir(parents=True, exist_ok=True)

@@ -109,3 +109,32 @@ def test_flat_region_continues_a_tilted_surface():
     assert np.mean(np.abs(best[disc].astype(int) - truth[disc]) <= 1) > 0.97
     assert np.mean(np.abs(_regularise(volume, 0.0)[0][disc].astype(int) - truth[disc]) <= 1) < 0.2
     assert (best[~disc] == truth[~disc]).mean() > 0.99
+
+
+def test_depth_edges_follow_the_scores_at_pixel_resolution():
+    """Two slices whose scores cross along a slanted line: the pixel depth map switches where
+    the interpolated scores cross (within a pixel), not on the 2×2 block grid; a depth edge
+    one block wide (a thin structure in front, as clear as its background) is kept."""
+    from acnn_fusion.core.stack import _fold_volume
+
+    h, w = 40, 48
+    ii, jj = np.mgrid[0:h, 0:w].astype(np.float32)
+    crossing = 4.0 * (jj - 0.37 * ii - 12)
+    volume = np.stack([-crossing / 2, crossing / 2, np.full((h, w), -30.0, np.float32)])
+    shape = (2 * h, 2 * w)
+    depth, _ = _fold_volume(volume.astype(np.float32), 2.0, shape)
+    blocks, _ = _fold_volume(volume.astype(np.float32), 0.0, shape)  # plain: block expansion
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    truth = ((xx - 0.5) / 2 - 0.37 * (yy - 0.5) / 2 - 12 > 0).astype(int)
+    inside = (yy > 4) & (yy < shape[0] - 4)
+    assert np.mean(depth[inside] != truth[inside]) < np.mean(blocks[inside] != truth[inside]) / 2
+    switch = np.argmax(depth == 1, axis=1)[4:-4]  # first column of slice 1 in each row
+    assert {int(c) % 2 for c in switch} == {0, 1}  # not only at block edges
+    assert {int(c) % 2 for c in np.argmax(blocks == 1, axis=1)[4:-4]} == {0}
+
+    thin = np.zeros((5, h, w), np.float32)
+    thin[0] = 20.0
+    thin[:, :, 20] = 0.0
+    thin[4, :, 20] = 20.0  # one block (2 px) wide, four slices nearer
+    depth, _ = _fold_volume(thin, 2.0, shape)
+    assert (depth[:, 40:42] == 4).all() and (depth[:, :40] == 0).all() and (depth[:, 42:] == 0).all()

@@ -382,7 +382,17 @@ def _gate(strength: np.ndarray, scale: np.ndarray | np.float32, power: float) ->
 
 
 def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per block: the slice where the regularised score volume peaks, and a confidence.
+    """Per block: the slice where the regularised score volume peaks, and a confidence
+    (:func:`_regularise_parts`)."""
+    best, confidence, _ = _regularise_parts(volume, smoothing)
+    return best, confidence
+
+
+def _regularise_parts(
+    volume: np.ndarray, smoothing: float
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]:
+    """Per block: the slice where the regularised score volume peaks, a confidence, and the
+    terms of the regularised scores (:func:`_penalised`; ``None`` for ``smoothing=0``).
 
     A block's evidence is the prominence of its best slice, e = max_z S − mean_z S
     (log-odds); it counts as confident by c = 1 − 1 / (1 + (e / e₀)⁸), e₀ =
@@ -418,12 +428,13 @@ def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.nd
     total += top
     evidence = np.maximum(total, 0, out=total)  # in place: top − mean
     del top
+    parts = None
     if smoothing <= 0:
         best = own_best
         own = _gate(evidence, np.float32(EVIDENCE_SCALE), GATE_POWER)
         del evidence
     else:
-        best, own = _regularised_best(volume, own_best, evidence, np.float32(smoothing))
+        best, own, parts = _regularised_best(volume, own_best, evidence, np.float32(smoothing))
         del own_best
     reach = 1 if n_slices > 3 else 0  # rivals: slices more than one away, if the stack has them
     chosen = np.zeros(volume.shape[1:], np.float32)
@@ -439,7 +450,7 @@ def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.nd
     chosen /= np.float32(EVIDENCE_SCALE)
     np.tanh(chosen, out=chosen)
     chosen *= own
-    return best, chosen
+    return best, chosen, parts
 
 
 def _regularised_best(
@@ -478,26 +489,102 @@ def _regularised_best(
     np.clip(smooth, 0, last, out=smooth)
     np.clip(close, 0, last, out=close)
     pull = smoothing * np.float32(PRIOR_STRENGTH) * (1 - own)
-    tie = smoothing * np.float32(TIE_STRENGTH)
+    parts = (smooth, close, pull, smoothing * np.float32(TIE_STRENGTH))
     best = np.zeros(volume.shape[1:], np.uint16)
     best_score = np.full(volume.shape[1:], -np.inf, np.float32)
-    offset = np.empty(volume.shape[1:], np.float32)
     for z in range(n_slices):
-        score = np.array(volume[z], np.float32)
-        np.subtract(np.float32(z), smooth, out=offset)
-        offset *= offset
-        offset *= pull
-        score -= offset
-        np.subtract(np.float32(z), close, out=offset)
-        offset *= offset
-        np.minimum(offset, np.float32(TIE_CAP), out=offset)
-        offset *= tie
-        score -= offset
+        score = _penalised(volume, z, parts)
         better = score > best_score
         best_score[better] = score[better]
         best[better] = z
         del score, better
-    return best, own
+    return best, own, parts
+
+
+def _penalised(
+    volume: np.ndarray, z: int, parts: tuple[np.ndarray, ...], rows: slice = slice(None)
+) -> np.ndarray:
+    """Slice z's regularised scores R_z on the block grid, or on its ``rows`` (see
+    :func:`_regularise`)."""
+    smooth, close, pull, tie = parts
+    score = np.array(volume[z, rows], np.float32)
+    offset = np.subtract(np.float32(z), smooth[rows], dtype=np.float32)
+    offset *= offset
+    offset *= pull[rows]
+    score -= offset
+    np.subtract(np.float32(z), close[rows], out=offset)
+    offset *= offset
+    np.minimum(offset, np.float32(TIE_CAP), out=offset)
+    offset *= tie
+    score -= offset
+    return score
+
+
+#: Pixels per strip of :func:`_pixel_depth` (whole rows, at least two; bounded memory).
+PIXEL_STRIP = 8192
+
+
+def _pixel_depth(
+    volume: np.ndarray, best: np.ndarray, parts: tuple[np.ndarray, ...] | None, shape: tuple[int, int]
+) -> np.ndarray:
+    """The depth map at pixel resolution: each 2×2 block's slice, except along depth edges,
+    where a pixel takes, among the slices of the four blocks around it, the one whose
+    regularised scores interpolated bilinearly to the pixel are highest. Edges between depth
+    regions then run through the pixels where the scores cross, not along the block grid
+    (no 2-px staircase). ``parts=None`` (no regularisation): the plain block expansion.
+    Strips of about :data:`PIXEL_STRIP` pixels; the result does not depend on the strips."""
+    depth = grid_to_pixels(best, shape)
+    if parts is None or min(best.shape) < 2:
+        return depth
+    edge = ndimage.maximum_filter(best, 3, mode="nearest") != ndimage.minimum_filter(best, 3, mode="nearest")
+    h, w = best.shape
+    block_cols = np.minimum(np.arange(shape[1]) // SCORE_STRIDE, w - 1)  # as grid_to_pixels
+    strip = max(2, PIXEL_STRIP // shape[1])
+    for top in range(0, shape[0], strip):
+        bottom = min(shape[0], top + strip)
+        block_rows = np.minimum(np.arange(top, bottom) // SCORE_STRIDE, h - 1)
+        band = edge[block_rows][:, block_cols]
+        rows, cols = np.nonzero(band)
+        if not len(rows):
+            continue
+        rows = rows.astype(np.int32) + top
+        cols = cols.astype(np.int32)
+        # block (i, j) covers pixels 2i, 2i + 1: its centre is at pixel 2i + 0.5
+        fy = (rows.astype(np.float32) - np.float32(0.5)) / np.float32(SCORE_STRIDE)
+        fx = (cols.astype(np.float32) - np.float32(0.5)) / np.float32(SCORE_STRIDE)
+        i0 = np.clip(np.floor(fy).astype(np.int32), 0, h - 2)
+        j0 = np.clip(np.floor(fx).astype(np.int32), 0, w - 2)
+        wy = np.clip(fy - i0, 0, 1)
+        wx = np.clip(fx - j0, 0, 1)
+        del fy, fx
+        lo = int(i0.min())
+        hi = int(i0.max()) + 2
+        local = i0 - lo
+        stencil = [(local, j0, (1 - wy) * (1 - wx)), (local, j0 + 1, (1 - wy) * wx)]
+        stencil += [(local + 1, j0, wy * (1 - wx)), (local + 1, j0 + 1, wy * wx)]
+        labels = np.stack([best[lo + i, j] for i, j, _ in stencil])
+        chosen = depth[rows, cols]
+        top_score = np.full(len(rows), -np.inf, np.float32)
+        for z in np.unique(labels):
+            candidate = np.nonzero((labels == z).any(axis=0))[0]
+            score = _penalised(volume, int(z), parts, slice(lo, hi))
+            value = np.zeros(len(candidate), np.float32)
+            for i, j, weight in stencil:
+                value += score[i[candidate], j[candidate]] * weight[candidate]
+            del score
+            better = value > top_score[candidate]
+            top_score[candidate[better]] = value[better]
+            chosen[candidate[better]] = z
+        depth[rows, cols] = chosen
+    return depth
+
+
+def _fold_volume(
+    volume: np.ndarray, smoothing: float, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A score volume's depth map (:func:`_pixel_depth`) and confidence, both at pixel resolution."""
+    best, confidence, parts = _regularise_parts(volume, smoothing)
+    return _pixel_depth(volume, best, parts, shape), grid_to_pixels(confidence, shape)
 
 
 def _soft_fold(
@@ -509,13 +596,13 @@ def _soft_fold(
     progress: ProgressCallback | None,
     smoothing: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per 2×2 pixel block, the slice that most clearly beats the stack's mean image, regularised.
+    """Per pixel, the slice that most clearly beats the stack's mean image, regularised.
 
-    The score volume (:func:`_score_volume`) regularised by :func:`_regularise`. Returns
-    ``(slice per block, confidence)``, both (h + 7, w + 7).
+    The score volume (:func:`_score_volume`) regularised by :func:`_regularise`, expanded to
+    pixels by :func:`_pixel_depth`. Returns ``(depth map, confidence)``, both (Y, X).
     """
     volume = _score_volume(model, grey, device, tile, precision, progress)
-    return _regularise(volume, smoothing)
+    return _fold_volume(volume, smoothing, grey.shape[1:])
 
 
 def _pairwise(
@@ -664,11 +751,9 @@ def fuse_stack(
         depth = np.zeros(shape, np.uint16)
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
-        best_slice, block_confidence = _soft_fold(
+        depth, confidence = _soft_fold(
             model, grey, torch_device, tile, precision, progress, options.depth_smoothing
         )
-        depth = grid_to_pixels(best_slice, shape)
-        confidence = grid_to_pixels(block_confidence, shape)
     else:
         tree = strategy == "pairwise-tree"
         depth, confidence = _pairwise(
