@@ -455,8 +455,9 @@ def _regularise_parts(
 
 def _regularised_best(
     volume: np.ndarray, own_best: np.ndarray, evidence: np.ndarray, smoothing: np.float32
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_regularise`'s decision for ``smoothing`` > 0: (slice per block, confidence c)."""
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """:func:`_regularise`'s decision for ``smoothing`` > 0: (slice per block, confidence c,
+    the terms of the regularised scores for :func:`_penalised`)."""
     n_slices = volume.shape[0]
     own = _gate(evidence, np.float32(EVIDENCE_SCALE), GATE_POWER)
     # islands: little support for the block's slice among confident blocks around it
@@ -489,7 +490,7 @@ def _regularised_best(
     np.clip(smooth, 0, last, out=smooth)
     np.clip(close, 0, last, out=close)
     pull = smoothing * np.float32(PRIOR_STRENGTH) * (1 - own)
-    parts = (smooth, close, pull, smoothing * np.float32(TIE_STRENGTH))
+    parts = (smooth, close, pull, np.asarray(smoothing * np.float32(TIE_STRENGTH), np.float32))
     best = np.zeros(volume.shape[1:], np.uint16)
     best_score = np.full(volume.shape[1:], -np.inf, np.float32)
     for z in range(n_slices):
@@ -544,11 +545,12 @@ def _pixel_depth(
         bottom = min(shape[0], top + strip)
         block_rows = np.minimum(np.arange(top, bottom) // SCORE_STRIDE, h - 1)
         band = edge[block_rows][:, block_cols]
-        rows, cols = np.nonzero(band)
-        if not len(rows):
+        found_rows, found_cols = np.nonzero(band)
+        if not len(found_rows):
             continue
-        rows = rows.astype(np.int32) + top
-        cols = cols.astype(np.int32)
+        rows = found_rows.astype(np.int32) + np.int32(top)
+        cols = found_cols.astype(np.int32)
+        del found_rows, found_cols
         # block (i, j) covers pixels 2i, 2i + 1: its centre is at pixel 2i + 0.5
         fy = (rows.astype(np.float32) - np.float32(0.5)) / np.float32(SCORE_STRIDE)
         fx = (cols.astype(np.float32) - np.float32(0.5)) / np.float32(SCORE_STRIDE)
