@@ -11,8 +11,11 @@ Two strategies:
     log-odds that it is sharper than the mean image; each 2×2 block averages the log-odds of
     the patches covering it (the paper's focus-map averaging): a score volume. The volume is
     regularised on the whole block grid (:func:`_regularise`): blocks with clear evidence keep
-    their best slice, blocks without (flat or dark regions, noise) take the depth of confident
-    neighbours; each block then takes the slice with the highest regularised score. No
+    their best slice, blocks without (flat or dark regions, noise) and weak islands amid
+    strong evidence for another depth take the depth interpolated from confident neighbours
+    (a membrane, :func:`_membrane`); each block then takes the slice with the highest
+    regularised score, and pixels along depth edges the slice whose interpolated scores are
+    highest there (:func:`_pixel_depth`). No
     near-tie between neighbouring slices is ever turned into a hard decision, which matters
     in finely sampled, noisy stacks. ``confidence`` is near 1 where a block's own scores pick
     its depth and 0 where the depth is a guess taken from its neighbours.
