@@ -251,7 +251,7 @@ TIE_STRENGTH, TIE_CAP = 0.25, 4.0
 #: evidence around it (power RELATIVE_POWER): a weak island amid strong evidence for another
 #: depth (a defocused highlight's glow) follows its neighbours.
 LOCAL_SCALE = 8.0
-ISOLATED_SUPPORT, ISOLATED_REACH = 0.2, 2
+ISOLATED_SPREAD, ISOLATED_REACH = 2.5, 2.0
 RELATIVE_EVIDENCE, RELATIVE_POWER = 0.5, 8.0
 #: Conjugate-gradient steps per pyramid level of :func:`_membrane`, and on its coarsest level.
 MEMBRANE_STEPS, COARSE_STEPS = 30, 300
@@ -472,20 +472,26 @@ def _regularised_best(
     del local
     weight = evidence * own
     weight *= relative
+    # the confident depths around each block: weighted mean and spread
     covered = np.maximum(_blur(weight, LOCAL_SCALE), np.float32(1e-6))
-    support = np.zeros(volume.shape[1:], np.float32)
-    signed = own_best.astype(np.int32)
-    for z in np.unique(own_best):
-        here = own_best == z
-        near = weight * (np.abs(signed - int(z)) <= ISOLATED_REACH)
-        support[here] = _blur(near, LOCAL_SCALE)[here] / covered[here]
-        del here, near
-    del covered, signed
-    isolated = support < np.float32(ISOLATED_SUPPORT)
-    del support
+    depth = own_best.astype(np.float32)
+    mean = _blur(weight * depth, LOCAL_SCALE)
+    mean /= covered
+    depth *= depth
+    spread = _blur(weight * depth, LOCAL_SCALE)
+    del depth
+    spread /= covered
+    spread -= mean * mean
+    np.sqrt(np.maximum(spread, 0, out=spread), out=spread)
+    del covered, weight
+    spread *= np.float32(ISOLATED_SPREAD)
+    np.maximum(spread, np.float32(ISOLATED_REACH), out=spread)
+    mean -= own_best
+    isolated = np.abs(mean) > spread
+    del mean, spread
     own[isolated] *= relative[isolated]
     del relative, isolated
-    np.multiply(evidence, own, out=weight)
+    weight = evidence * own
     del evidence
     last = np.float32(n_slices - 1)
     smooth, close = _membrane(weight, own_best, (SMOOTH_STIFFNESS, CLOSE_STIFFNESS))
