@@ -245,11 +245,11 @@ SMOOTH_STIFFNESS, CLOSE_STIFFNESS = 20.0, 1.0
 #: Near-tie breaking: a slice pays TIE_STRENGTH · min(u², TIE_CAP) (times
 #: ``depth_smoothing``) for lying u slices from the close membrane's depth.
 TIE_STRENGTH, TIE_CAP = 0.25, 4.0
-#: Isolated blocks: a block whose slice has less than ISOLATED_SUPPORT of the confident
-#: evidence within ±ISOLATED_REACH slices around it (Gaussian of LOCAL_SCALE blocks) counts as
-#: confident only in proportion to e / (RELATIVE_EVIDENCE · ē), ē the evidence-weighted mean
-#: evidence around it (power RELATIVE_POWER): a weak island amid strong evidence for another
-#: depth (a defocused highlight's glow) follows its neighbours.
+#: Islands: a block whose slice lies more than max(ISOLATED_REACH, ISOLATED_SPREAD · s) slices
+#: from the mean of the confident depths around it (Gaussian of LOCAL_SCALE blocks; s their
+#: standard deviation) counts as confident only by 1 − 1 / (1 + (e / (RELATIVE_EVIDENCE · ē))
+#: ** RELATIVE_POWER), ē the evidence-weighted mean evidence around it: a weak island amid
+#: strong evidence for another depth (a defocused highlight's glow) follows its neighbours.
 LOCAL_SCALE = 8.0
 ISOLATED_SPREAD, ISOLATED_REACH = 2.5, 2.0
 RELATIVE_EVIDENCE, RELATIVE_POWER = 0.5, 8.0
@@ -399,9 +399,9 @@ def _regularise_parts(
 
     A block's evidence is the prominence of its best slice, e = max_z S − mean_z S
     (log-odds); it counts as confident by c = 1 − 1 / (1 + (e / e₀)⁸), e₀ =
-    :data:`EVIDENCE_SCALE`. A block whose own slice has little support among the confident
-    blocks around it (an island at another depth) counts as confident only if its evidence
-    is also strong next to theirs (:data:`ISOLATED_SUPPORT`). Two membranes
+    :data:`EVIDENCE_SCALE`. A block whose own slice lies far outside the confident depths around
+    it (an island at another depth) counts as confident only if its evidence is also strong
+    next to theirs (:data:`ISOLATED_SPREAD`, :data:`RELATIVE_EVIDENCE`). Two membranes
     (:func:`_membrane`, weights e · c, targets the blocks' own best slices) interpolate depth:
     a smooth one d̂ and a close one d̃. Each slice's score becomes
     R_z = S_z − λ · [P (1 − c)(z − d̂)² + T min((z − d̃)², cap)]: a block without evidence takes
@@ -463,7 +463,7 @@ def _regularised_best(
     the terms of the regularised scores for :func:`_penalised`)."""
     n_slices = volume.shape[0]
     own = _gate(evidence, np.float32(EVIDENCE_SCALE), GATE_POWER)
-    # islands: little support for the block's slice among confident blocks around it
+    # islands: far from the confident depths around them, and weak next to their evidence
     local = _blur(evidence * evidence, LOCAL_SCALE)
     local /= np.maximum(_blur(evidence, LOCAL_SCALE), np.float32(1e-6))  # e-weighted mean e
     local *= np.float32(RELATIVE_EVIDENCE)
