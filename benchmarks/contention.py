@@ -15,8 +15,10 @@ shared machine hits every variant alike; the table gives medians, busy/quiet rat
 - ``spin10k``: ``GOMP_SPINCOUNT=10000`` (~0.1 ms of spinning);
 - ``1-thread``: ``OMP_NUM_THREADS=1`` with the package default;
 - ``tile512``: the package default with ``--tile 512``;
-- ``torch``: the package default with ``--runtime torch`` (the default runtime is ``auto``:
-  onnxruntime on a CPU), whose OpenMP threads the wait settings above are about.
+- ``torch``: the package default with ``--runtime torch`` (``auto`` takes torch for large
+  inputs on a CPU with native bf16, onnxruntime otherwise on a CPU);
+- ``onnx``, ``onnx-spin``, ``onnx-1-thread``: ``--runtime onnx`` with its idle threads
+  sleeping (the default), spinning (``OMP_WAIT_POLICY=ACTIVE``), or one intra-op thread.
 
 With ``--peers``, focus-stack and enfuse (``benchmarks/peers.py`` says how to get them) run
 on the same planes. Writes ``docs/results/contention{,_NAME}.{md,csv,json}``.
@@ -40,9 +42,19 @@ VARIANTS = {
     "1-thread": {"OMP_NUM_THREADS": "1"},
     "tile512": {},  # the package default with --tile 512 (fewer, larger parallel regions)
     "torch": {},  # the package default on torch (--runtime torch)
+    "onnx": {},  # onnxruntime (--runtime onnx), idle threads sleep (the package default)
+    "onnx-spin": {"OMP_WAIT_POLICY": "ACTIVE"},  # onnxruntime's threads allowed to spin
+    "onnx-1-thread": {"OMP_NUM_THREADS": "1"},  # onnxruntime with one intra-op thread
 }
+_ONNX = ["--runtime", "onnx"]
 #: command-line arguments of a variant beyond the defaults
-VARIANT_ARGS = {"tile512": ["--tile", "512"], "torch": ["--runtime", "torch"]}
+VARIANT_ARGS = {
+    "tile512": ["--tile", "512"],
+    "torch": ["--runtime", "torch"],
+    "onnx": _ONNX,
+    "onnx-spin": _ONNX,
+    "onnx-1-thread": _ONNX,
+}
 
 
 def prepare_cases(names: list[str], folder: Path) -> dict[str, list[Path]]:

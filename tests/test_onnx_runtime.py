@@ -129,8 +129,14 @@ def test_tiled_equals_untiled() -> None:
 # -- which runtime runs ------------------------------------------------------------------------
 
 
-def test_runtime_choice_is_honoured(monkeypatch) -> None:
+@pytest.fixture
+def fp32_cpu(monkeypatch):
+    """A machine without a GPU whose CPU has no native bf16 (most CPUs)."""
     monkeypatch.setattr(inference, "accelerator_likely", lambda: False)
+    monkeypatch.setattr(inference, "_cpu_has_native_bf16", lambda: False)
+
+
+def test_runtime_choice_is_honoured(monkeypatch, fp32_cpu) -> None:
     assert resolve_runtime(FusionOptions()) == "onnx"  # auto on a CPU-only machine
     assert resolve_runtime(FusionOptions(device="cpu")) == "onnx"
     assert resolve_runtime(FusionOptions(runtime="torch")) == "torch"
@@ -147,18 +153,30 @@ def test_runtime_choice_is_honoured(monkeypatch) -> None:
     assert resolve_runtime(FusionOptions(device="cpu")) == "onnx"  # ... unless the CPU is asked for
 
 
-def test_without_onnxruntime_auto_falls_back_to_torch(monkeypatch) -> None:
-    monkeypatch.setattr(inference, "accelerator_likely", lambda: False)
+def test_auto_on_a_native_bf16_cpu_keeps_torch_for_large_inputs(monkeypatch, fp32_cpu) -> None:
+    monkeypatch.setattr(inference, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(inference, "torch_loaded", lambda: False)
+    limit = inference.BF16_BREAK_EVEN_MEGAPIXELS
+    assert resolve_runtime(FusionOptions(), megapixels=0.5) == "onnx"  # start-up dominates
+    assert resolve_runtime(FusionOptions(), megapixels=limit) == "onnx"
+    assert resolve_runtime(FusionOptions(), megapixels=2 * limit) == "torch"  # bf16 network wins
+    assert resolve_runtime(FusionOptions()) == "torch"  # size unknown
+    assert resolve_runtime(FusionOptions(precision="fp32"), megapixels=100.0) == "onnx"  # fp32 either way
+    assert open_network(FusionOptions(), megapixels=0.5).runtime == "onnx"
+    monkeypatch.setattr(inference, "torch_loaded", lambda: True)  # start-up already paid
+    assert resolve_runtime(FusionOptions(), megapixels=0.5) == "torch"
+
+
+def test_without_onnxruntime_auto_falls_back_to_torch(monkeypatch, fp32_cpu) -> None:
     monkeypatch.setattr(inference, "onnxruntime_installed", lambda: False)
     assert resolve_runtime(FusionOptions()) == "torch"
     with pytest.raises(ValueError, match="needs onnxruntime"):
         resolve_runtime(FusionOptions(runtime="onnx"))
 
 
-def test_weights_without_export_run_on_torch(tmp_path, monkeypatch) -> None:
+def test_weights_without_export_run_on_torch(tmp_path, fp32_cpu) -> None:
     from acnn_fusion.core.weights import load_model
 
-    monkeypatch.setattr(inference, "accelerator_likely", lambda: False)
     custom = save_weights(load_model(), tmp_path / "custom.pt")  # a retrained model: no export yet
     assert onnx_export(custom) is None
     assert resolve_runtime(FusionOptions(weights=str(custom))) == "torch"
@@ -166,12 +184,11 @@ def test_weights_without_export_run_on_torch(tmp_path, monkeypatch) -> None:
         resolve_runtime(FusionOptions(weights=str(custom), runtime="onnx"))
 
 
-def test_export_is_reproducible_and_runs(tmp_path, monkeypatch, ambiguous_pair) -> None:
+def test_export_is_reproducible_and_runs(tmp_path, fp32_cpu, ambiguous_pair) -> None:
     pytest.importorskip("onnx")
     from acnn_fusion.core.onnx_runtime import export_onnx
     from acnn_fusion.core.weights import load_model
 
-    monkeypatch.setattr(inference, "accelerator_likely", lambda: False)
     shipped = read_metadata()["onnx"]
     copy = _copy_shipped(tmp_path)
     copy.with_suffix(".onnx").unlink()
@@ -184,7 +201,7 @@ def test_export_is_reproducible_and_runs(tmp_path, monkeypatch, ambiguous_pair) 
     assert resolve_runtime(FusionOptions(weights=str(custom))) == "onnx"
     a, b = ambiguous_pair.image_a, ambiguous_pair.image_b
     assert np.array_equal(
-        fuse_pair(a, b, weights=str(custom)).decision_map,
+        fuse_pair(a, b, weights=str(custom), runtime="onnx").decision_map,
         fuse_pair(a, b, runtime="torch", precision="fp32").decision_map,
     )
 
@@ -210,8 +227,7 @@ def test_altered_export_is_refused(tmp_path, ambiguous_pair) -> None:
         fuse_pair(ambiguous_pair.image_a, ambiguous_pair.image_b, weights=str(copy), runtime="onnx")
 
 
-def test_export_of_other_weights_is_not_used(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(inference, "accelerator_likely", lambda: False)
+def test_export_of_other_weights_is_not_used(tmp_path, fp32_cpu) -> None:
     copy = _copy_shipped(tmp_path)
     meta = json.loads(copy.with_suffix(".json").read_text())
     meta["onnx"]["weights_sha256"] = "0" * 64  # exported from other weights than this .pt

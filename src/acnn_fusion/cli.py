@@ -157,6 +157,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from acnn_fusion.core.weights import default_weights_path, load_model, onnx_export, read_metadata
 
     path = args.weights or default_weights_path()
+    options = FusionOptions(weights=str(path))
+    # decided before torch is loaded below, as in a fusion process
+    runtimes = (resolve_runtime(options, 0.0), resolve_runtime(options, None))
     load_model(path)  # verifies the checksum
     meta = read_metadata(path)
     print(f"napari-acnn-fusion {__version__}")
@@ -167,7 +170,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"device (auto): {select_device('auto')}")
     found = onnx_export(path)
     print(f"onnx export: {found[0].name} (sha256 {found[1][:16]}…)" if found else "onnx export: none")
-    print(f"runtime (auto): {resolve_runtime(FusionOptions(weights=str(path)))}")
+    small, large = runtimes
+    print(
+        f"runtime (auto): {small}"
+        if small == large
+        else f"runtime (auto): {small} for small inputs, {large} for large"
+    )
     if args.json:
         import json
 

@@ -402,6 +402,11 @@ def as_network(model: ACNN | Network, device: torch.device | None, precision: st
     return TorchNetwork(model, device if device is not None else torch.device("cpu"), precision)  # type: ignore[arg-type]
 
 
+def torch_loaded() -> bool:
+    """Whether this process has imported torch already (then its start-up is paid)."""
+    return "torch" in sys.modules
+
+
 def onnxruntime_installed() -> bool:
     """Whether onnxruntime can be imported (checked without importing it)."""
     return importlib.util.find_spec("onnxruntime") is not None
@@ -463,13 +468,25 @@ def accelerator_likely() -> bool:
     return driver and _torch_build_has_cuda()
 
 
-def resolve_runtime(options: FusionOptions) -> str:
+#: Megapixels through the network's branch (a pair: 2 × its area; a stack: (slices + 1) × its
+#: area) up to which ``runtime="auto"`` takes onnxruntime (fp32) on a CPU with native bf16,
+#: where torch runs the network in bf16 about twice as fast but starts ~2–9 s later. Measured
+#: break-even: 2.4 MP at load 9 (whole processes, ``benchmarks/wholeprocess.py``), ~10 MP on
+#: an idle machine; ``docs/performance.md``.
+BF16_BREAK_EVEN_MEGAPIXELS = 4.0
+
+
+def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> str:
     """``onnx`` or ``torch`` for ``options`` (``runtime``, ``device``, ``precision``, ``weights``).
 
     ``auto`` takes onnxruntime when the network runs on the CPU (``device`` cpu, or auto on a
     machine without a GPU), onnxruntime is installed, the weights have an ONNX export and
-    ``precision`` is not ``bf16`` (onnxruntime runs fp32); torch otherwise. ``onnx`` refuses
-    what it cannot do instead of falling back.
+    ``precision`` is not ``bf16`` (onnxruntime runs fp32), with one exception: where the CPU
+    computes bf16 natively and ``precision`` is ``auto``, torch's bf16 network is about twice
+    as fast, so torch runs inputs of more than :data:`BF16_BREAK_EVEN_MEGAPIXELS` (``megapixels``:
+    what the branch will see; unknown counts as large) and whenever torch is already
+    imported (its start-up is paid). Torch otherwise. ``onnx`` refuses what it cannot do
+    instead of falling back.
     """
     from acnn_fusion.core.weights import onnx_export
 
@@ -481,6 +498,9 @@ def resolve_runtime(options: FusionOptions) -> str:
     on_cpu = device == "cpu" or (device == "auto" and not accelerator_likely())
     if options.runtime == "auto":
         usable = on_cpu and options.precision != "bf16" and onnxruntime_installed()
+        if usable and options.precision == "auto" and _cpu_has_native_bf16():
+            small = megapixels is not None and megapixels <= BF16_BREAK_EVEN_MEGAPIXELS
+            usable = small and not torch_loaded()
         return "onnx" if usable and onnx_export(options.weights) is not None else "torch"
     if device not in ("auto", "cpu"):
         raise ValueError(f"runtime onnx runs on the CPU only; use device cpu or runtime torch for {device}")
@@ -500,9 +520,10 @@ def resolve_runtime(options: FusionOptions) -> str:
     return "onnx"
 
 
-def open_network(options: FusionOptions) -> Network:
-    """The network for ``options``: weights loaded and verified, on the runtime and device chosen."""
-    if resolve_runtime(options) == "onnx":
+def open_network(options: FusionOptions, megapixels: float | None = None) -> Network:
+    """The network for ``options``: weights loaded and verified, on the runtime and device chosen
+    (:func:`resolve_runtime`; ``megapixels``: what the branch will see, for ``auto``)."""
+    if resolve_runtime(options, megapixels) == "onnx":
         from acnn_fusion.core.onnx_runtime import load_onnx_network
 
         return load_onnx_network(options.weights)

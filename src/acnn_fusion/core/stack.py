@@ -505,7 +505,8 @@ def fuse_stack(
         standard.ndim == 4 and -standard.shape[-1] <= detect_channel < standard.shape[-1]
     ):
         raise ValueError(f"detect_channel {detect_channel} does not name a channel of this stack")
-    network = open_network(options)  # runtime, device, verified weights: refused before any work
+    # runtime, device and verified weights, refused before any work; the branch sees Z + 1 slices
+    network = open_network(options, (standard.shape[0] + 1) * standard.shape[1] * standard.shape[2] / 1e6)
     grey = FocusImage(standard, detect_channel)
     shifts = transforms = None
     if options.align and len(grey) > 1:  # two grey slices at a time; the resampled stack may go to disk
