@@ -260,6 +260,24 @@ def test_thread_settings_reach_the_session(monkeypatch) -> None:
     assert busy_options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
 
 
+def test_batch_workers_limit_onnx_threads(monkeypatch) -> None:
+    import torch
+
+    from acnn_fusion import core
+    from acnn_fusion.core.onnx_runtime import load_onnx_network
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch_threads = torch.get_num_threads()
+    inference.set_cpu_threads(1)  # what a batch worker does (batch.engine.process_job)
+    try:
+        assert load_onnx_network().session.get_session_options().intra_op_num_threads == 1
+        assert torch.get_num_threads() == 1  # torch was loaded here: limited at once
+    finally:
+        inference.set_cpu_threads(None)
+        torch.set_num_threads(torch_threads)
+    assert inference.cpu_threads() == core.usable_cpus()
+
+
 # -- no torch ----------------------------------------------------------------------------------
 
 _RUN_WITHOUT_TORCH = """

@@ -351,6 +351,7 @@ class TorchNetwork:
     def __init__(self, model: ACNN, device: torch.device, precision: str = "auto") -> None:
         self.model, self.device, self.precision = model, device, precision
         self.dtype = resolve_precision(precision, device)
+        _apply_torch_threads()
 
     def describe(self) -> str:
         return f"torch on {self.device} ({str(self.dtype).removeprefix('torch.')})"
@@ -412,10 +413,31 @@ def onnxruntime_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+_CPU_THREADS: int | None = None
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Limit CPU inference in this process to ``threads`` (``None``: back to :func:`cpu_threads`'s
+    default): onnxruntime sessions opened from now on, and torch's intra-op threads (now if
+    torch is loaded, else when the torch runtime starts). Batch workers call it with 1."""
+    global _CPU_THREADS
+    _CPU_THREADS = threads
+    _apply_torch_threads()
+
+
+def _apply_torch_threads() -> None:
+    torch = sys.modules.get("torch")
+    if _CPU_THREADS is not None and torch is not None and torch.get_num_threads() != _CPU_THREADS:
+        torch.set_num_threads(_CPU_THREADS)
+
+
 def cpu_threads() -> int:
-    """Threads for CPU inference: ``OMP_NUM_THREADS`` if set (as torch does), else the usable CPUs."""
+    """Threads for CPU inference: :func:`set_cpu_threads`'s limit, else ``OMP_NUM_THREADS`` if
+    set (as torch does), else the usable CPUs (the affinity mask capped by a cgroup quota)."""
     from acnn_fusion import core
 
+    if _CPU_THREADS is not None:
+        return _CPU_THREADS
     try:
         chosen = int(os.environ.get("OMP_NUM_THREADS", ""))
     except ValueError:
