@@ -304,8 +304,9 @@ def compute_focus_map(
 ) -> np.ndarray:
     """Focus map S: float32 (Y, X) in [0, 1], near 1 where A is the focused image.
 
-    ``model``: a :class:`Network` (from :func:`open_network`), or a torch ACNN run on
-    ``device`` in ``precision``.
+    ``model``: a :class:`Network` (from :func:`open_network`, which already applied the
+    options' device and precision: ``device`` and ``precision`` are then not used), or a
+    torch ACNN run on ``device`` in ``precision``.
     """
     network = as_network(model, device, precision)
     scores = network.score_map(grey_a, grey_b, tile=tile, progress=progress)

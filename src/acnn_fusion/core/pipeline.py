@@ -287,5 +287,7 @@ def fuse_pair(
     a, b = validate_pair(image_a, image_b)
     network = open_network(options, 2 * a.shape[0] * a.shape[1] / 1e6)  # runtime, device, weights
     grey_a, grey_b = grey_pair(a, b)
-    focus_map = compute_focus_map(network, grey_a, grey_b, tile=options.tile, progress=progress)
+    focus_map = compute_focus_map(
+        network, grey_a, grey_b, tile=options.tile, precision=options.precision, progress=progress
+    )
     return fuse_from_focus_map(a, b, focus_map, settings, grey=(grey_a, grey_b))
