@@ -339,11 +339,11 @@ def seams(shared: Path, out: Path, images: Path) -> None:
             montage = np.concatenate([r for row in rows for r in (row, gap)][:-1], axis=0)
             write_image(images / name, np.round(montage * 255).astype(np.uint8))
             lines += ["", f"![{case}: {' | '.join([*methods, 'depth'])}](../images/{name})", ""]
-        else:  # no seam to show: say so, and leave no montage of an older depth map behind
+        else:  # no seam window to show: say so, and leave no montage of an older depth map behind
             (images / name).unlink(missing_ok=True)
             values, counts = np.unique(depth, return_counts=True)
             slices = ", ".join(f"slice {z}: {n} px" for z, n in zip(values, counts, strict=True))
-            lines += ["", f"No depth-map boundary inside the flat region, so no seam ({slices}).", ""]
+            lines += ["", f"No flat window with a depth-map boundary to show ({slices}).", ""]
     _write(csv_rows, out / "composition_seams")  # CSV (and a plain table)
     (out / "composition_seams.md").write_text("\n".join(lines) + "\n")
 
