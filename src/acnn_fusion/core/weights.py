@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from acnn_fusion.core.model import ACNN
 
-MODEL_VERSION = "acnn-2"
 
 
 class WeightsError(ValueError):
@@ -48,8 +47,12 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_weights(model: ACNN, path: str | Path, *, training: dict | None = None) -> Path:
+def save_weights(
+    model: ACNN, path: str | Path, *, training: dict | None = None, model_version: str = "custom"
+) -> Path:
     """Write ``path`` (state dict, float32) and its sidecar ``.json`` atomically.
+
+    ``model_version`` labels the file; a newly trained model is not the shipped ``acnn-2``.
 
     The sidecar has no ``"onnx"`` entry: an export of earlier weights no longer applies.
     """
@@ -62,7 +65,7 @@ def save_weights(model: ACNN, path: str | Path, *, training: dict | None = None)
     torch.save(state, tmp)
     os.replace(tmp, path)
     meta = {
-        "model_version": MODEL_VERSION,
+        "model_version": model_version,
         "sha256": sha256_of(path),
         "widths": model.config.to_dict(),
         "parameters": sum(v.numel() for v in state.values()),
