@@ -82,6 +82,55 @@ def _spill_band(scene) -> np.ndarray:
     return np.tile(soft, (reps, reps))[: scene.mask.shape[0], : scene.mask.shape[1]] & ~scene.mask
 
 
+def _digest(*arrays: np.ndarray) -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pair path as it was before it worked in bands (default settings): whole-image
+    greys, focus map, clean-up, refinement, override and copy. (decision map, fused)."""
+    from acnn_fusion.core.compose import compose_pair
+    from acnn_fusion.core.decision import override_by_fine_measure
+    from acnn_fusion.core.inference import compute_focus_map, select_device
+    from acnn_fusion.core.pipeline import PRESETS, decide, grey_pair, refine_boundary
+    from acnn_fusion.core.weights import load_model
+
+    settings = PRESETS["default"]
+    grey_a, grey_b = grey_pair(image_a, image_b)
+    focus = compute_focus_map(load_model(), grey_a, grey_b, device=select_device("cpu"), precision="fp32")
+    decision = decide(focus, settings)
+    decision = refine_boundary(
+        decision, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
+    )
+    decision = override_by_fine_measure(
+        decision, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
+    )
+    return decision, compose_pair(image_a, image_b, decision)
+
+
+def whole_image_child(size: int) -> dict:
+    """Run in a child process: the whole-image pair path's time and memory at ``size``."""
+    import acnn_fusion.core.pipeline  # noqa: F401  (loaded before the count starts, as in one_size)
+    from acnn_fusion.synthetic import render_detail_scene
+
+    scene = render_detail_scene(size)
+    before = _current_rss_mb()
+    start = time.perf_counter()
+    decision, fused = whole_image_pair(scene.image_a, scene.image_b)
+    seconds = time.perf_counter() - start
+    return {
+        "whole_seconds": seconds,
+        "whole_rss_before_MB": before,
+        "whole_peak_rss_MB": _rss_mb(),
+        "whole_digest": _digest(decision, fused),
+    }
+
+
 def one_size(size: int) -> list[dict]:
     """Run in a child process: fuse the scene at ``size``, report scores and memory."""
     from dataclasses import replace
@@ -95,6 +144,7 @@ def one_size(size: int) -> list[dict]:
     result = fuse_pair(scene.image_a, scene.image_b, device="cpu", precision="fp32")
     seconds = time.perf_counter() - start
     peak = _rss_mb()
+    digest = _digest(result.decision_map, result.fused)
     rows = []
     for rule, changes in RULES.items():
         settings = PRESETS["paper"] if changes is None else replace(PRESETS["default"], **changes)
@@ -104,7 +154,7 @@ def one_size(size: int) -> list[dict]:
             decided = fuse_from_focus_map(scene.image_a, scene.image_b, result.focus_map, settings)
         row = {"size": size, "rule": rule, **scores(scene, decided.decision_map, decided.fused)}
         if rule == "default":
-            row |= {"seconds": seconds, "rss_before_MB": before, "peak_rss_MB": peak}
+            row |= {"seconds": seconds, "rss_before_MB": before, "peak_rss_MB": peak, "digest": digest}
         rows.append(row)
     return rows
 
@@ -115,9 +165,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--merge", action="store_true", help="keep the other sizes of an existing table")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_size(args.child)))
+        print(json.dumps(whole_image_child(args.child) if args.whole else one_size(args.child)))
         return
     sys.path.insert(0, str(Path(__file__).parent))
     from quality_pairs import _write
@@ -132,15 +183,22 @@ def main() -> None:
                 if int(row["size"]) not in args.sizes:
                     rows.append({k: v if k == "rule" else float(v) for k, v in row.items()})
                     rows[-1]["size"] = int(row["size"])
+
+    def child(*flags: str) -> object:
+        run = subprocess.run([sys.executable, __file__, *flags], capture_output=True, text=True, check=True)
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
     for size in args.sizes:
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(size)], capture_output=True, text=True, check=True
-        )
-        new = json.loads(child.stdout.strip().splitlines()[-1])
+        new = child("--child", str(size))
+        whole = child("--child", str(size), "--whole")  # the path before it worked in bands
+        assert isinstance(new, list) and isinstance(whole, dict)
+        new[0] |= {k: v for k, v in whole.items() if k != "whole_digest"}
+        new[0]["same_output"] = float(whole["whole_digest"] == new[0].pop("digest"))
         for row in new:
             print(row, flush=True)
         rows += new
-    keys = ["seconds", "rss_before_MB", "peak_rss_MB"]
+    keys = ["seconds", "rss_before_MB", "peak_rss_MB", "whole_seconds", "whole_rss_before_MB"]
+    keys += ["whole_peak_rss_MB", "same_output"]
     rows = [{**r, **{k: r.get(k, float("nan")) for k in keys}} for r in rows]
     _write(
         sorted(rows, key=lambda r: (list(RULES).index(r["rule"]), r["size"])), args.out / "size_independence"

@@ -36,10 +36,7 @@ def remove_unconfident_regions(
     out = binary.copy()
     if min_size < 1:
         return out
-    # |2S − 1| > c  ⇔  S > (1 + c)/2 or S < (1 − c)/2; bool, not a float margin map
-    confident = None
-    if confidence < 1.0:
-        confident = (focus_map > (1.0 + confidence) / 2) | (focus_map < (1.0 - confidence) / 2)
+    confident = _confident(focus_map, confidence)
     for value in (True, False):
         labels, count = ndimage.label(out == value)
         if count == 0:
@@ -52,6 +49,95 @@ def remove_unconfident_regions(
         if flip.any():
             out[flip[labels]] = not value
         del labels
+    return out
+
+
+def _confident(focus_map: np.ndarray, confidence: float) -> np.ndarray | None:
+    """Pixels whose focus-map margin |2S − 1| exceeds ``confidence`` (None for ``confidence`` ≥ 1)."""
+    if confidence >= 1.0:
+        return None
+    # |2S − 1| > c  ⇔  S > (1 + c)/2 or S < (1 − c)/2; bool, not a float margin map
+    return (focus_map > (1.0 + confidence) / 2) | (focus_map < (1.0 - confidence) / 2)
+
+
+def _region_tables(
+    part: np.ndarray, focus_part: np.ndarray, value: bool, confidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels of ``part == value`` (4-connected), pixels per label, confident pixels per label."""
+    labels, count = ndimage.label(part == value)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    confident = _confident(focus_part, confidence)
+    if confident is None:
+        return labels, sizes, np.zeros(count + 1, np.int64)
+    return labels, sizes, np.bincount(labels[confident], minlength=count + 1)
+
+
+def remove_unconfident_regions_in_bands(
+    binary: np.ndarray,
+    focus_map: np.ndarray,
+    min_size: int,
+    confidence: float,
+    rows_per_band: int,
+    *,
+    in_place: bool = False,
+) -> np.ndarray:
+    """:func:`remove_unconfident_regions`, worked in bands of ``rows_per_band`` rows: the same map.
+
+    Two passes per source. The first labels each band and keeps, for the regions that touch a
+    band's first or last row only, their pixel and confident-pixel counts and which regions
+    of the next band they meet; joining those gives every region's whole size, however many
+    bands it spans (any ``min_size``, the paper's 1 % of the image included). The second
+    labels each band again and hands the small unconfident regions over. Memory: the bands'
+    labels plus a table of the regions that cross band edges, not the image's labels.
+    ``in_place``: change ``binary`` itself (no second map).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    out = binary if in_place else binary.copy()
+    if min_size < 1:
+        return out
+    height = out.shape[0]
+    spans = [(r0, min(height, r0 + max(1, rows_per_band))) for r0 in range(0, height, max(1, rows_per_band))]
+    for value in (True, False):
+        # pass 1: regions touching a band edge get a global number; join them across edges
+        edge_sizes, edge_confident, links_a, links_b, edges = [], [], [], [], []
+        first, bottom = 0, None
+        for r0, r1 in spans:
+            labels, sizes, confident = _region_tables(out[r0:r1], focus_map[r0:r1], value, confidence)
+            edge = np.union1d(labels[0], labels[-1])
+            edge = edge[edge > 0]
+            number = np.full(sizes.size, -1, np.int64)
+            number[edge] = first + np.arange(edge.size)
+            edge_sizes.append(sizes[edge])
+            edge_confident.append(confident[edge])
+            edges.append((first, edge))
+            top = number[labels[0]]
+            if bottom is not None:
+                touching = (bottom >= 0) & (top >= 0)
+                links_a.append(bottom[touching])
+                links_b.append(top[touching])
+            bottom = number[labels[-1]]
+            first += edge.size
+            del labels
+        whole_small = np.zeros(0, bool)
+        if first:
+            a = np.concatenate(links_a) if links_a else np.zeros(0, np.int64)
+            b = np.concatenate(links_b) if links_b else np.zeros(0, np.int64)
+            graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(first, first))
+            _, joined = connected_components(graph, directed=False)
+            size = np.bincount(joined, weights=np.concatenate(edge_sizes))
+            sure = np.bincount(joined, weights=np.concatenate(edge_confident))
+            whole_small = ((size <= min_size) & (sure == 0))[joined]
+        # pass 2: the same labels again (rows of later bands are unchanged); hand small ones over
+        for (r0, r1), (start, edge) in zip(spans, edges, strict=True):
+            labels, sizes, confident = _region_tables(out[r0:r1], focus_map[r0:r1], value, confidence)
+            flip = (sizes <= min_size) & (confident == 0)
+            flip[edge] = whole_small[start : start + edge.size]
+            flip[0] = False
+            if flip.any():
+                out[r0:r1][flip[labels]] = not value
+            del labels
     return out
 
 
