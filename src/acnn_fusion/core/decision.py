@@ -7,13 +7,16 @@
 - :func:`override_by_fine_measure`: where a fine focus measure (Laplacian energy in a
   small window, full resolution) says clearly which source is sharper, it overrides the
   patch-scale decision, so details smaller than a 16×16 patch and thin structures keep
-  their sharp source.
+  their sharp source; where it is unsure, a step-robust version of it (medians, which do
+  not see a single edge) decides, so the boundary sits on an occlusion edge.
 
 Both are local: the first looks at regions smaller than the minimum area only, the
 second at a window of a few pixels.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -141,21 +144,45 @@ def remove_unconfident_regions_in_bands(
     return out
 
 
+#: The same floor for the step-robust measure (:func:`robust_energy`), three times higher:
+#: the median ignores an edge, so only real texture should count there.
+ROBUST_FLOOR = 3e-3
+
+
 def fine_energy(grey: np.ndarray, window: int) -> np.ndarray:
     """Laplacian energy averaged over ``window``×``window`` pixels (float32)."""
     lap = ndimage.laplace(grey.astype(np.float32))
     return ndimage.uniform_filter(lap * lap, window)
 
 
+def robust_energy(grey: np.ndarray, window: int) -> np.ndarray:
+    """Laplacian energy, median over ``window`` pixels across of the medians over ``window``
+    along (float32): texture that fills most of the window counts, a single edge does not.
+
+    A step between an in-focus and a defocused area puts a line of strong Laplacian into
+    every window within a few pixels of it, so the mean energy (:func:`fine_energy`) of the
+    image whose edge is crisp wins on both sides of it; the median does not see a line.
+    """
+    lap = ndimage.laplace(grey.astype(np.float32))
+    along = ndimage.median_filter(lap * lap, size=(1, window))
+    return ndimage.median_filter(along, size=(window, 1))
+
+
 def band_energies(
-    grey_a: np.ndarray, grey_b: np.ndarray, r0: int, r1: int, window: int
+    grey_a: np.ndarray,
+    grey_b: np.ndarray,
+    r0: int,
+    r1: int,
+    window: int,
+    measure: Callable[[np.ndarray, int], np.ndarray] = fine_energy,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fine_energy` of both images in rows ``r0:r1``, computed on that band plus the
-    filters' reach, so the values equal the whole image's."""
+    """``measure`` (:func:`fine_energy` or :func:`robust_energy`) of both images in rows
+    ``r0:r1``, computed on that band plus the filters' reach, so the values equal the whole
+    image's."""
     reach = window // 2 + 1  # the Laplacian's and the window's reach
     lo, hi = max(0, r0 - reach), min(grey_a.shape[0], r1 + reach)
-    energy_a = fine_energy(grey_a[lo:hi], window)[r0 - lo : r1 - lo]
-    energy_b = fine_energy(grey_b[lo:hi], window)[r0 - lo : r1 - lo]
+    energy_a = measure(grey_a[lo:hi], window)[r0 - lo : r1 - lo]
+    energy_b = measure(grey_b[lo:hi], window)[r0 - lo : r1 - lo]
     return energy_a, energy_b
 
 
@@ -166,6 +193,7 @@ def override_by_fine_measure(
     *,
     margin: float,
     window: int = 5,
+    robust: bool = True,
     rows_per_chunk: int = 1024,
 ) -> np.ndarray:
     """Take the source the fine focus measure clearly prefers, wherever it does.
@@ -173,8 +201,11 @@ def override_by_fine_measure(
     The fine margin is (E_A − E_B) / (E_A + E_B + :data:`ENERGY_FLOOR`) with E the
     Laplacian energy in a ``window``×``window`` neighbourhood; where it exceeds
     ``margin`` (or falls below −``margin``) the pixel goes to A (B) whatever the patch
-    decision said, and the pixels it changed take the 3×3 median of the result (no
-    isolated specks). ``margin`` ≥ 1 changes nothing. Worked in bands of
+    decision said. With ``robust``, where that margin is not clear, the same test on the
+    step-robust energy (:func:`robust_energy`, floor :data:`ROBUST_FLOOR`) decides: it
+    places the boundary on a crisp occlusion edge instead of a few pixels past it, into
+    the side that is sharp in the other image. The pixels changed take the 3×3 median of
+    the result (no isolated specks). ``margin`` ≥ 1 changes nothing. Worked in bands of
     ``rows_per_chunk`` rows with their margins (same result, bounded memory).
     """
     if margin >= 1.0:
@@ -190,6 +221,13 @@ def override_by_fine_measure(
         after = before.copy()
         after[fine > margin] = True
         after[fine < -margin] = False
+        if robust:
+            unclear = np.abs(fine) <= margin
+            del energy_a, energy_b, fine
+            energy_a, energy_b = band_energies(grey_a, grey_b, e0, e1, window, robust_energy)
+            steady = (energy_a - energy_b) / (energy_a + energy_b + np.float32(ROBUST_FLOOR))
+            after[unclear & (steady > margin)] = True
+            after[unclear & (steady < -margin)] = False
         smoothed = ndimage.median_filter(after.view(np.uint8), size=3).view(bool)
         keep = slice(r0 - e0, r0 - e0 + (r1 - r0))
         changed = after[keep] != before[keep]

@@ -55,6 +55,9 @@ class FusionSettings:
       ``refine_window``-pixel window) prefers one source by more than this relative
       margin, it overrides the patch decision (details and thin structures smaller than
       a patch); 1.0 = off.
+    - ``detail_robust``: where that margin is unsure, the same test on a step-robust
+      (median) energy decides, which keeps a crisp occlusion edge from taking a few pixels
+      of the other side (:func:`~acnn_fusion.core.decision.override_by_fine_measure`).
     """
 
     threshold: float = 0.5
@@ -64,6 +67,7 @@ class FusionSettings:
     min_region_px: int = 4096
     region_confidence: float = 0.9
     detail_margin: float = 0.5
+    detail_robust: bool = True
     composition: str = "copy"
 
     def __post_init__(self) -> None:
@@ -362,7 +366,12 @@ def _refine_and_override(
             decision_map, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
         )
     return override_by_fine_measure(
-        decision_map, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
+        decision_map,
+        grey_a,
+        grey_b,
+        margin=settings.detail_margin,
+        window=settings.refine_window,
+        robust=settings.detail_robust,
     )
 
 
