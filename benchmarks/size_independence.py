@@ -166,14 +166,18 @@ def hole_rims(out: Path) -> None:
     """Where the B-sharp holes are lost: per ring of distance from a hole's edge, the share
     decided A, each source's mean error against the truth, and a crop of one hole
     (``size_independence_rings.md``, ``size_independence_hole.png``)."""
+    from dataclasses import replace
+
     from scipy import ndimage
     from skimage.io import imsave
 
-    from acnn_fusion.core.pipeline import fuse_pair
+    from acnn_fusion.core.pipeline import PRESETS, fuse_from_focus_map, fuse_pair
     from acnn_fusion.synthetic import DETAILS_IN_A, render_detail_scene
 
     scene = render_detail_scene(512)
     result = fuse_pair(scene.image_a, scene.image_b, device="cpu", precision="fp32")
+    mean_only = replace(PRESETS["default"], detail_robust=False)
+    before = fuse_from_focus_map(scene.image_a, scene.image_b, result.focus_map, mean_only).decision_map
     holes = scene.details & ~scene.mask
     inside = ndimage.distance_transform_edt(holes)
     outside = ndimage.distance_transform_edt(~holes)
@@ -190,6 +194,7 @@ def hole_rims(out: Path) -> None:
                 "ring (px; < 0: island)": str(ring),
                 "pixels": float(pixels.sum()),
                 "decided A": float(result.decision_map[pixels].mean()),
+                "decided A, mean measure only": float(before[pixels].mean()),
                 "error of A": float(error_a[pixels].mean()),
                 "error of B": float(error_b[pixels].mean()),
                 "B nearer": float((error_b < error_a)[pixels].mean()),
