@@ -11,7 +11,6 @@ from acnn_fusion.core.compose import compose_pair
 from acnn_fusion.core.decision import (
     band_energies,
     override_by_fine_measure,
-    remove_unconfident_regions,
     remove_unconfident_regions_in_bands,
 )
 from acnn_fusion.core.imageops import (
@@ -198,11 +197,18 @@ def decide(focus_map: np.ndarray, settings: FusionSettings = PRESETS["default"])
     Regions of A smaller than ``settings.min_region_size`` are given to B and holes in A
     smaller than that are filled, except where the focus map is confident about them
     (``region_confidence``), so the result is symmetric under swapping A and B (with
-    threshold 0.5). Returns a bool (Y, X) map, True = take A.
+    threshold 0.5). Returns a bool (Y, X) map, True = take A. Worked in bands of
+    :data:`BAND_PIXELS` pixels (the same map as
+    :func:`~acnn_fusion.core.decision.remove_unconfident_regions` on the whole image).
     """
-    binary = focus_map > settings.threshold
+    band = max(1, BAND_PIXELS // max(1, focus_map.shape[1]))
+    decision = np.empty(focus_map.shape, bool)
+    for r0 in range(0, focus_map.shape[0], band):
+        np.greater(focus_map[r0 : r0 + band], settings.threshold, out=decision[r0 : r0 + band])
     min_size = settings.min_region_size(focus_map.size)
-    return remove_unconfident_regions(binary, focus_map, min_size, settings.region_confidence)
+    return remove_unconfident_regions_in_bands(
+        decision, focus_map, min_size, settings.region_confidence, band, in_place=True
+    )
 
 
 def refine_boundary(
@@ -388,13 +394,7 @@ def decide_in_bands(focus_map: np.ndarray, greys: GreyRows, settings: FusionSett
     height, width = focus_map.shape
     halo = settings.refine_radius + 2 * settings.refine_window + 6  # > both steps' reach together
     band = max(halo, BAND_PIXELS // max(1, width))
-    decision = np.empty(focus_map.shape, bool)
-    for r0 in range(0, height, band):
-        np.greater(focus_map[r0 : r0 + band], settings.threshold, out=decision[r0 : r0 + band])
-    min_size = settings.min_region_size(focus_map.size)
-    remove_unconfident_regions_in_bands(
-        decision, focus_map, min_size, settings.region_confidence, band, in_place=True
-    )
+    decision = decide(focus_map, settings)
     if settings.refine_radius == 0 and settings.detail_margin >= 1.0:
         return decision
     cleaned_before: np.ndarray | None = None  # clean-up rows above the band (overwritten by now)
