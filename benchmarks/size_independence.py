@@ -99,13 +99,15 @@ def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarr
     greys, focus map, clean-up, refinement, override and copy. (decision map, fused)."""
     from acnn_fusion.core.compose import compose_pair
     from acnn_fusion.core.decision import override_by_fine_measure
-    from acnn_fusion.core.inference import compute_focus_map, select_device
+    from acnn_fusion.core.inference import compute_focus_map, open_network
     from acnn_fusion.core.pipeline import PRESETS, decide, grey_pair, refine_boundary
-    from acnn_fusion.core.weights import load_model
+    from acnn_fusion.options import FusionOptions
 
     settings = PRESETS["default"]
+    # the network fuse_pair(device="cpu", precision="fp32") opens: the same runtime
+    network = open_network(FusionOptions(device="cpu", precision="fp32"), 2 * image_a.size / 1e6)
     grey_a, grey_b = grey_pair(image_a, image_b)
-    focus = compute_focus_map(load_model(), grey_a, grey_b, device=select_device("cpu"), precision="fp32")
+    focus = compute_focus_map(network, grey_a, grey_b)
     decision = decide(focus, settings)
     decision = refine_boundary(
         decision, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window

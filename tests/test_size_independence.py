@@ -149,13 +149,13 @@ def test_decision_in_bands_equals_whole_image(dtype, monkeypatch):
 
 def test_pair_path_in_tiles_equals_whole_image(monkeypatch):
     from acnn_fusion.core import pipeline
-    from acnn_fusion.core.inference import compute_focus_map, select_device
-    from acnn_fusion.core.weights import load_model
+    from acnn_fusion.core.inference import compute_focus_map, open_network
+    from acnn_fusion.options import FusionOptions
 
     scene = render_detail_scene(256)
     a, b = scene.image_a[:190], scene.image_b[:190]  # 190 × 256: an odd score grid
-    grey = pipeline.grey_pair(a, b)
-    whole_focus = compute_focus_map(load_model(), *grey, device=select_device("cpu"), precision="fp32")
+    network = open_network(FusionOptions(device="cpu", precision="fp32"), 2 * a.size / 1e6)
+    whole_focus = compute_focus_map(network, *pipeline.grey_pair(a, b))  # the runtime fuse_pair opens
     monkeypatch.setattr(pipeline, "BAND_PIXELS", 96 * 96)  # focus tiles of 96², 36-row decision bands
     result = fuse_pair(a, b, device="cpu", precision="fp32")
     np.testing.assert_allclose(result.focus_map, whole_focus, atol=1e-5)

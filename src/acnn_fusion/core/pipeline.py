@@ -13,6 +13,7 @@ from acnn_fusion.core.decision import (
     override_by_fine_measure,
     remove_unconfident_regions_in_bands,
 )
+from acnn_fusion.core.geometry import PATCH_SIZE, SCORE_STRIDE, score_map_shape
 from acnn_fusion.core.imageops import (
     GREY_WEIGHTS,
     SUPPORTED_DTYPES,
@@ -22,14 +23,12 @@ from acnn_fusion.core.imageops import (
     unit_range_bounds,
 )
 from acnn_fusion.core.inference import (
+    Network,
     ProgressCallback,
+    open_network,
     patch_average_blocks,
-    score_map,
     score_tiles,
-    select_device,
 )
-from acnn_fusion.core.model import PATCH_SIZE, SCORE_STRIDE, score_map_shape
-from acnn_fusion.core.weights import load_model
 from acnn_fusion.options import COMPOSITIONS, PRESET_NAMES, FusionOptions, option_names
 
 
@@ -306,21 +305,21 @@ class GreyRows:
 
 
 def focus_map_in_tiles(
-    model: Any,
+    network: Network,
     greys: GreyRows,
     shape: tuple[int, int],
     *,
-    device: Any,
     tile: int,
-    precision: str,
+    precision: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """:func:`~acnn_fusion.core.inference.compute_focus_map` in tiles of about
     :data:`BAND_PIXELS` pixels, greys made per tile: float32 (Y, X).
 
-    Each tile scores the patches covering its 2×2 blocks (a 7-score halo) with
-    :func:`~acnn_fusion.core.inference.score_map` and averages them as the whole map does;
-    the network itself runs in ``tile``-pixel tiles inside, as always.
+    Each tile scores the patches covering its 2×2 blocks (a 7-score halo) with the
+    ``network`` (:func:`~acnn_fusion.core.inference.open_network`, which has applied the
+    options' runtime, device and precision: ``precision`` is not used here) and averages
+    them as the whole map does; the network itself runs in ``tile``-pixel tiles inside.
     """
     height, width = shape
     grid_shape = score_map_shape(height, width)
@@ -337,9 +336,7 @@ def focus_map_in_tiles(
             if progress is not None:
                 progress(base + k, sum(steps))
 
-        scores = score_map(
-            model, grey_a, grey_b, device=device, tile=tile, precision=precision, progress=report
-        )
+        scores = network.score_map(grey_a, grey_b, tile=tile, progress=report)
         done += n_steps
         first = (in_rows.start // SCORE_STRIDE, in_cols.start // SCORE_STRIDE)
         grid = patch_average_blocks(scores.astype(np.float64), first, (block_rows, block_cols), grid_shape)
@@ -467,17 +464,10 @@ def fuse_pair(
     options = (options or FusionOptions()).replace(**changes)
     settings = options.settings()
     a, b = validate_pair(image_a, image_b)
-    torch_device = select_device(options.device)
-    model = load_model(options.weights)
+    network = open_network(options, 2 * a.shape[0] * a.shape[1] / 1e6)  # runtime, device, weights
     greys = GreyRows(a, b)
     focus_map = compute_focus_map(
-        model,
-        greys,
-        a.shape[:2],
-        device=torch_device,
-        tile=options.tile,
-        precision=options.precision,
-        progress=progress,
+        network, greys, a.shape[:2], tile=options.tile, precision=options.precision, progress=progress
     )
     decision_map = decide_in_bands(focus_map, greys, settings)
     return FusionResult(
