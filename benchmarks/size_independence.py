@@ -98,9 +98,9 @@ def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarr
     """The pair path as it was before it worked in bands (default settings): whole-image
     greys, focus map, clean-up, refinement, override and copy. (decision map, fused)."""
     from acnn_fusion.core.compose import compose_pair
-    from acnn_fusion.core.decision import override_by_fine_measure
+    from acnn_fusion.core.decision import override_by_fine_measure, remove_unconfident_regions
     from acnn_fusion.core.inference import compute_focus_map, open_network
-    from acnn_fusion.core.pipeline import PRESETS, decide, grey_pair, refine_boundary
+    from acnn_fusion.core.pipeline import PRESETS, grey_pair, refine_boundary
     from acnn_fusion.options import FusionOptions
 
     settings = PRESETS["default"]
@@ -108,7 +108,10 @@ def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarr
     network = open_network(FusionOptions(device="cpu", precision="fp32"), 2 * image_a.size / 1e6)
     grey_a, grey_b = grey_pair(image_a, image_b)
     focus = compute_focus_map(network, grey_a, grey_b)
-    decision = decide(focus, settings)
+    minimum = settings.min_region_size(focus.size)  # the clean-up on the whole image, in one go
+    decision = remove_unconfident_regions(
+        focus > settings.threshold, focus, minimum, settings.region_confidence
+    )
     decision = refine_boundary(
         decision, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
     )
