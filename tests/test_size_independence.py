@@ -72,3 +72,115 @@ def test_detail_scene_scores_the_same_at_two_sizes():
     assert obj_s >= 0.99 and obj_l >= 0.99  # small sharp objects from their sharp source
     # the old 1 % rule loses the small objects on the larger image: the test can fail
     assert results[1024, "before"][2] < 0.9
+
+
+# --- the pair path in bands: the same answer as the whole image, memory bounded by the band ---
+
+
+def _blotchy_focus(shape, seed, sharpness=8.0):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    focus = ndimage.uniform_filter(rng.random(shape), 7)
+    return np.clip((focus - 0.5) * sharpness * 4 + 0.5, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 16, 1000])
+def test_clean_up_in_bands_equals_whole_image(rows):
+    from acnn_fusion.core.decision import remove_unconfident_regions, remove_unconfident_regions_in_bands
+
+    for seed, (min_size, confidence) in enumerate([(300, 0.9), (2000, 1.0), (40, 0.5)]):
+        focus = _blotchy_focus((97, 83), seed)
+        binary = focus > 0.5
+        whole = remove_unconfident_regions(binary, focus, min_size, confidence)
+        assert not np.array_equal(whole, binary)  # the clean-up did change regions
+        assert np.array_equal(
+            remove_unconfident_regions_in_bands(binary, focus, min_size, confidence, rows), whole
+        )
+
+
+def test_region_spanning_many_bands_counts_its_whole_size():
+    from acnn_fusion.core.decision import remove_unconfident_regions_in_bands
+
+    focus = np.full((120, 60), 0.3, np.float32)  # B, unsure
+    focus[5:115, 10:13] = 0.7  # a 330-px A stripe, unsure: 3 × 4 = 12 px in each 4-row band
+    binary = focus > 0.5
+    kept = remove_unconfident_regions_in_bands(binary, focus, 300, 0.9, rows_per_band=4)
+    assert kept[5:115, 10:13].all()  # 330 px > 300: kept although every band holds 12 px of it
+    gone = remove_unconfident_regions_in_bands(binary, focus, 400, 0.9, rows_per_band=4)
+    assert not gone.any()
+
+
+def _whole_image_decision(a, b, focus, settings):
+    """The decision steps on whole images, as the pair path ran before it worked in bands."""
+    from acnn_fusion.core.decision import override_by_fine_measure
+    from acnn_fusion.core.pipeline import grey_pair, refine_boundary
+
+    grey_a, grey_b = grey_pair(a, b)
+    d = decide(focus, settings)
+    if settings.refine_radius:
+        d = refine_boundary(d, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window)
+    return override_by_fine_measure(
+        d, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_decision_in_bands_equals_whole_image(dtype, monkeypatch):
+    from dataclasses import replace
+
+    from acnn_fusion.core import pipeline
+
+    scene = render_detail_scene(256)
+    scale = 1 if dtype == np.uint8 else 257
+    a = np.stack([scene.image_a, scene.image_a // 2, scene.image_b], -1).astype(dtype) * scale
+    b = np.stack([scene.image_b, scene.image_b // 2, scene.image_a], -1).astype(dtype) * scale
+    a, b = a[:, :201], b[:, :201]  # an odd width
+    focus = _blotchy_focus(a.shape[:2], 3, sharpness=4.0)
+    cases = {"default": replace(PRESETS["default"], min_region_px=900), "paper": PRESETS["paper"]}
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 201 * 23)  # 23-row bands: many band edges
+    for name, settings in cases.items():
+        expected = _whole_image_decision(a, b, focus, settings)
+        result = fuse_from_focus_map(a, b, focus, settings)
+        assert np.array_equal(result.decision_map, expected), name
+        assert np.array_equal(result.fused, np.where(expected[..., None], a, b))
+        assert 0.01 < expected.mean() < 0.99  # both sources used: the comparison can fail
+
+
+def test_pair_path_in_tiles_equals_whole_image(monkeypatch):
+    from acnn_fusion.core import pipeline
+    from acnn_fusion.core.inference import compute_focus_map, open_network
+    from acnn_fusion.options import FusionOptions
+
+    scene = render_detail_scene(256)
+    a, b = scene.image_a[:190], scene.image_b[:190]  # 190 × 256: an odd score grid
+    network = open_network(FusionOptions(device="cpu", precision="fp32"), 2 * a.size / 1e6)
+    whole_focus = compute_focus_map(network, *pipeline.grey_pair(a, b))  # the runtime fuse_pair opens
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 96 * 96)  # focus tiles of 96², 36-row decision bands
+    result = fuse_pair(a, b, device="cpu", precision="fp32")
+    np.testing.assert_allclose(result.focus_map, whole_focus, atol=1e-5)
+    expected = _whole_image_decision(a, b, result.focus_map, PRESETS["default"])
+    assert np.array_equal(result.decision_map, expected)
+    assert np.mean(result.decision_map == scene.mask[:190]) > 0.9
+
+
+def test_decision_memory_is_bounded_by_the_band(monkeypatch):
+    """numpy's allocations while deciding a 1536² pair: the bool result and a few bands, not the
+    image's labels and greys (tracemalloc sees numpy's buffers)."""
+    import tracemalloc
+
+    from acnn_fusion.core import pipeline
+
+    a = np.tile(render_detail_scene(512).image_a, (3, 3))
+    b = np.tile(render_detail_scene(512).image_b, (3, 3))
+    focus = _blotchy_focus(a.shape, 4)
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 1536 * 64)
+    tracemalloc.start()
+    try:
+        pipeline.decide_in_bands(focus, pipeline.GreyRows(a, b), PRESETS["default"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # the result is 1 B/px and a 106-row window's temporaries ~2 B/px of this image; the
+    # whole-image steps hold greys (8 B/px), labels (4 B/px) and more at once
+    assert peak < 4 * a.size

@@ -8,10 +8,27 @@ from typing import Any
 import numpy as np
 
 from acnn_fusion.core.compose import compose_pair
-from acnn_fusion.core.decision import band_energies, override_by_fine_measure, remove_unconfident_regions
-from acnn_fusion.core.geometry import PATCH_SIZE
-from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, joint_unit_range, to_grey
-from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, open_network
+from acnn_fusion.core.decision import (
+    band_energies,
+    override_by_fine_measure,
+    remove_unconfident_regions_in_bands,
+)
+from acnn_fusion.core.geometry import PATCH_SIZE, SCORE_STRIDE, score_map_shape
+from acnn_fusion.core.imageops import (
+    GREY_WEIGHTS,
+    SUPPORTED_DTYPES,
+    joint_unit_range,
+    to_grey,
+    to_unit_range,
+    unit_range_bounds,
+)
+from acnn_fusion.core.inference import (
+    Network,
+    ProgressCallback,
+    open_network,
+    patch_average_blocks,
+    score_tiles,
+)
 from acnn_fusion.options import COMPOSITIONS, PRESET_NAMES, FusionOptions, option_names
 
 
@@ -36,6 +53,9 @@ class FusionSettings:
       ``refine_window``-pixel window) prefers one source by more than this relative
       margin, it overrides the patch decision (details and thin structures smaller than
       a patch); 1.0 = off.
+    - ``detail_robust``: where that margin is unsure, the same test on a step-robust
+      (median) energy decides, which keeps a crisp occlusion edge from taking a few pixels
+      of the other side (:func:`~acnn_fusion.core.decision.override_by_fine_measure`).
     """
 
     threshold: float = 0.5
@@ -45,6 +65,7 @@ class FusionSettings:
     min_region_px: int = 4096
     region_confidence: float = 0.9
     detail_margin: float = 0.5
+    detail_robust: bool = True
     composition: str = "copy"
 
     def __post_init__(self) -> None:
@@ -175,11 +196,18 @@ def decide(focus_map: np.ndarray, settings: FusionSettings = PRESETS["default"])
     Regions of A smaller than ``settings.min_region_size`` are given to B and holes in A
     smaller than that are filled, except where the focus map is confident about them
     (``region_confidence``), so the result is symmetric under swapping A and B (with
-    threshold 0.5). Returns a bool (Y, X) map, True = take A.
+    threshold 0.5). Returns a bool (Y, X) map, True = take A. Worked in bands of
+    :data:`BAND_PIXELS` pixels (the same map as
+    :func:`~acnn_fusion.core.decision.remove_unconfident_regions` on the whole image).
     """
-    binary = focus_map > settings.threshold
+    band = max(1, BAND_PIXELS // max(1, focus_map.shape[1]))
+    decision = np.empty(focus_map.shape, bool)
+    for r0 in range(0, focus_map.shape[0], band):
+        np.greater(focus_map[r0 : r0 + band], settings.threshold, out=decision[r0 : r0 + band])
     min_size = settings.min_region_size(focus_map.size)
-    return remove_unconfident_regions(binary, focus_map, min_size, settings.region_confidence)
+    return remove_unconfident_regions_in_bands(
+        decision, focus_map, min_size, settings.region_confidence, band, in_place=True
+    )
 
 
 def refine_boundary(
@@ -231,6 +259,166 @@ def grey_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.
     return ga, gb
 
 
+#: Pixels per band (rows × width) of the pair path's decision steps, and per tile of its focus
+#: map: the memory those steps need beyond the result's own arrays is bounded by this, not by
+#: the image (``docs/quality.md``, "Decisions that do not depend on image size").
+BAND_PIXELS = 1 << 21
+
+
+class GreyRows:
+    """:func:`grey_pair` of a pair, computed block by block on demand (the same values).
+
+    ``grey``: the whole pair's greys, if the caller has them (then blocks are slices). Else
+    the joint [0, 1] scale is fixed once from the same sample :func:`joint_unit_range` takes
+    (gathered band by band), and each block is converted from the inputs when asked for.
+    """
+
+    def __init__(
+        self, image_a: np.ndarray, image_b: np.ndarray, grey: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        self.images, self.grey = (image_a, image_b), grey
+        self.bounds = None if grey is not None else self._joint_bounds()
+
+    def _joint_bounds(self) -> tuple[float, float] | None:
+        image_a = self.images[0]
+        if image_a.dtype == np.uint8:
+            return None
+        height, width = image_a.shape[:2]
+        step = max(1, height * width // 1_000_000)  # joint_unit_range's sample: every step-th pixel
+        rows = max(1, BAND_PIXELS // width)
+        samples: list[list[np.ndarray]] = [[], []]
+        for r0 in range(0, height, rows):
+            r1 = min(height, r0 + rows)
+            first = -(-r0 * width // step) * step - r0 * width  # first sampled pixel in the band
+            for sample, image in zip(samples, self.images, strict=True):
+                sample.append(to_grey(image[r0:r1], np.float32).ravel()[first::step])
+        return unit_range_bounds(np.concatenate(samples[0] + samples[1]), image_a.dtype)
+
+    def block(self, rows: slice, cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Both greys (float32, joint [0, 1] scale) of ``rows`` × ``cols``."""
+        if self.grey is not None:
+            return self.grey[0][rows, cols], self.grey[1][rows, cols]
+        grey_a, grey_b = (
+            to_unit_range(to_grey(img[rows, cols], np.float32), self.bounds) for img in self.images
+        )
+        return grey_a, grey_b
+
+
+def focus_map_in_tiles(
+    network: Network,
+    greys: GreyRows,
+    shape: tuple[int, int],
+    *,
+    tile: int,
+    precision: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """:func:`~acnn_fusion.core.inference.compute_focus_map` in tiles of about
+    :data:`BAND_PIXELS` pixels, greys made per tile: float32 (Y, X).
+
+    Each tile scores the patches covering its 2×2 blocks (a 7-score halo) with the
+    ``network`` (:func:`~acnn_fusion.core.inference.open_network`, which has applied the
+    options' runtime, device and precision: ``precision`` is not used here) and averages
+    them as the whole map does; the network itself runs in ``tile``-pixel tiles inside.
+    """
+    height, width = shape
+    grid_shape = score_map_shape(height, width)
+    last_row, last_col = grid_shape[0] + 6, grid_shape[1] + 6  # the block grid's last row and column
+    edge = max(PATCH_SIZE + 14 * SCORE_STRIDE, int(BAND_PIXELS**0.5))
+    crops = score_tiles(height, width, edge, halo=7)
+    steps = [len(score_tiles(r.stop - r.start, c.stop - c.start, tile)) for _, _, r, c in crops]
+    focus = np.empty(shape, np.float32)
+    done = 0
+    for (block_rows, block_cols, in_rows, in_cols), n_steps in zip(crops, steps, strict=True):
+        grey_a, grey_b = greys.block(in_rows, in_cols)
+
+        def report(k: int, _total: int, base: int = done) -> None:
+            if progress is not None:
+                progress(base + k, sum(steps))
+
+        scores = network.score_map(grey_a, grey_b, tile=tile, progress=report)
+        done += n_steps
+        first = (in_rows.start // SCORE_STRIDE, in_cols.start // SCORE_STRIDE)
+        grid = patch_average_blocks(scores.astype(np.float64), first, (block_rows, block_cols), grid_shape)
+        # block (i, j) covers pixels 2i, 2i + 1 (× 2j, 2j + 1); an odd last row/column copies its neighbour
+        ys = np.arange(
+            SCORE_STRIDE * block_rows.start,
+            height if block_rows.stop > last_row else SCORE_STRIDE * block_rows.stop,
+        )
+        xs = np.arange(
+            SCORE_STRIDE * block_cols.start,
+            width if block_cols.stop > last_col else SCORE_STRIDE * block_cols.stop,
+        )
+        pick_y = np.minimum(ys // SCORE_STRIDE, last_row) - block_rows.start
+        pick_x = np.minimum(xs // SCORE_STRIDE, last_col) - block_cols.start
+        focus[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1] = grid.astype(np.float32)[np.ix_(pick_y, pick_x)]
+    return focus
+
+
+#: The network step :func:`fuse_pair` calls (tests and benchmarks replace it to count, slow
+#: down or skip network runs).
+compute_focus_map = focus_map_in_tiles
+
+
+def _refine_and_override(
+    decision_map: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, settings: FusionSettings
+) -> np.ndarray:
+    """Steps after the clean-up: boundary refinement, then the fine-measure override."""
+    if settings.refine_radius > 0:
+        decision_map = refine_boundary(
+            decision_map, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
+        )
+    return override_by_fine_measure(
+        decision_map,
+        grey_a,
+        grey_b,
+        margin=settings.detail_margin,
+        window=settings.refine_window,
+        robust=settings.detail_robust,
+    )
+
+
+def decide_in_bands(focus_map: np.ndarray, greys: GreyRows, settings: FusionSettings) -> np.ndarray:
+    """Steps 2–3 and the refinements, band by band: the same map as :func:`decide`, then
+    :func:`refine_boundary` and :func:`~acnn_fusion.core.decision.override_by_fine_measure`
+    on the whole image.
+
+    The clean-up joins regions across bands (any region size); the refinements are local
+    (a few pixels), so each band is worked with a halo of its neighbours' rows, and the
+    clean-up's rows that the next band's halo needs are kept before a band is overwritten.
+    Memory beyond the returned bool map: a few bands of :data:`BAND_PIXELS` pixels.
+    """
+    height, width = focus_map.shape
+    halo = settings.refine_radius + 2 * settings.refine_window + 6  # > both steps' reach together
+    band = max(halo, BAND_PIXELS // max(1, width))
+    decision = decide(focus_map, settings)
+    if settings.refine_radius == 0 and settings.detail_margin >= 1.0:
+        return decision
+    cleaned_before: np.ndarray | None = None  # clean-up rows above the band (overwritten by now)
+    for r0 in range(0, height, band):
+        r1 = min(height, r0 + band)
+        lo, hi = max(0, r0 - halo), min(height, r1 + halo)
+        window = decision[lo:hi].copy()
+        if cleaned_before is not None:
+            window[: r0 - lo] = cleaned_before
+        cleaned_before = window[max(0, r1 - halo) - lo : r1 - lo].copy()
+        grey_a, grey_b = greys.block(slice(lo, hi))
+        decision[r0:r1] = _refine_and_override(window, grey_a, grey_b, settings)[r0 - lo : r1 - lo]
+    return decision
+
+
+def _compose(image_a: np.ndarray, image_b: np.ndarray, decision_map: np.ndarray, mode: str) -> np.ndarray:
+    """:func:`compose_pair`; ``copy`` in bands into one output array (no full-size temporaries)."""
+    if mode != "copy":
+        return compose_pair(image_a, image_b, decision_map, mode=mode)  # multi-resolution: whole image
+    fused = np.empty_like(image_a)
+    band = max(1, BAND_PIXELS // max(1, image_a.shape[1]))
+    for r0 in range(0, image_a.shape[0], band):
+        rows = slice(r0, r0 + band)
+        fused[rows] = compose_pair(image_a[rows], image_b[rows], decision_map[rows], mode="copy")
+    return fused
+
+
 def fuse_from_focus_map(
     image_a: np.ndarray,
     image_b: np.ndarray,
@@ -241,19 +429,10 @@ def fuse_from_focus_map(
     """Steps 2–4 from a focus map: decide, refine the boundary, let the fine focus measure
     override it where it is clear, blend. No network runs, so an interactive threshold can
     call this on a cached focus map. ``grey``: the pair's :func:`grey_pair`, if the caller
-    has it already."""
-    decision_map = decide(focus_map, settings)
-    if settings.refine_radius > 0 or settings.detail_margin < 1.0:
-        grey_a, grey_b = grey if grey is not None else grey_pair(image_a, image_b)
-        if settings.refine_radius > 0:
-            decision_map = refine_boundary(
-                decision_map, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window
-            )
-        decision_map = override_by_fine_measure(
-            decision_map, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
-        )
+    has it already (else it is made band by band). Worked in bands (:func:`decide_in_bands`)."""
+    decision_map = decide_in_bands(focus_map, GreyRows(image_a, image_b, grey), settings)
     return FusionResult(
-        fused=compose_pair(image_a, image_b, decision_map, mode=settings.composition),
+        fused=_compose(image_a, image_b, decision_map, settings.composition),
         focus_map=focus_map,
         decision_map=decision_map,
         settings=settings,
@@ -286,8 +465,14 @@ def fuse_pair(
     settings = options.settings()
     a, b = validate_pair(image_a, image_b)
     network = open_network(options, 2 * a.shape[0] * a.shape[1] / 1e6)  # runtime, device, weights
-    grey_a, grey_b = grey_pair(a, b)
+    greys = GreyRows(a, b)
     focus_map = compute_focus_map(
-        network, grey_a, grey_b, tile=options.tile, precision=options.precision, progress=progress
+        network, greys, a.shape[:2], tile=options.tile, precision=options.precision, progress=progress
     )
-    return fuse_from_focus_map(a, b, focus_map, settings, grey=(grey_a, grey_b))
+    decision_map = decide_in_bands(focus_map, greys, settings)
+    return FusionResult(
+        fused=_compose(a, b, decision_map, settings.composition),
+        focus_map=focus_map,
+        decision_map=decision_map,
+        settings=settings,
+    )
