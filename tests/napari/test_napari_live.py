@@ -46,6 +46,7 @@ def test_slider_recompute_runs_off_the_gui_thread(make_napari_viewer, grey_pair,
     monkeypatch.setattr(pipeline, "decide", recording)
     widget.threshold.value = 0.3
     qtbot.waitUntil(lambda: _shown_threshold(viewer) == pytest.approx(0.3), timeout=5000)
+    widget.live.wait()  # the fused image follows the decision map one event-loop turn later
     assert on_main and not any(on_main)  # decided, and never on the GUI thread
     focus_map = viewer.layers["sample focus map"].data
     expected = fuse_from_focus_map(grey_pair.image_a, grey_pair.image_b, focus_map, FusionSettings(0.3))
