@@ -136,7 +136,8 @@ class StackJob:
     def depth_values(self, index: np.ndarray) -> np.ndarray:
         """Slice indices → z positions (float32): ``z_translate + index × z_scale``, i.e. the
         world z of each slice, in :attr:`z_unit` when the z spacing is known."""
-        return (self.z_translate + np.asarray(index, np.float32) * np.float32(self.z_scale)).astype(np.float32)
+        z = np.float32(self.z_translate) + np.asarray(index, np.float32) * np.float32(self.z_scale)
+        return z.astype(np.float32, copy=False)
 
     def run(self, options: FusionOptions, progress: ProgressCallback | None = None) -> Any:
         from acnn_fusion.core.stack import fuse_stack
