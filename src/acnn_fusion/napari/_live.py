@@ -127,13 +127,6 @@ class LiveDecider:
         if self.is_latest(decision):
             self._apply_later(decision)
 
-    def flush(self) -> None:
-        """Show the second half of the last decision now, if it is still to come."""
-        if self._later is not None:
-            if self._later_timer is not None:
-                self._later_timer.stop()
-            self._run_later()
-
     def _errored(self, exc: BaseException) -> None:
         if not self._closed and self._on_error is not None:
             self._on_error(exc)
