@@ -120,6 +120,7 @@ def show_height_view(viewer: Any) -> Any:
         name=name,
         vertex_colors=colours,
         shading="smooth",
+        units=(job.units if job.units is not None else "pixel", *place.units),
         metadata={
             OUTPUT_KEY: name,
             "description": f"fused image over the depth map; height in {unit} "
