@@ -14,7 +14,11 @@ shared machine hits every variant alike; the table gives medians, busy/quiet rat
 - ``passive``: nothing set, i.e. the package default (``OMP_WAIT_POLICY=PASSIVE``);
 - ``spin10k``: ``GOMP_SPINCOUNT=10000`` (~0.1 ms of spinning);
 - ``1-thread``: ``OMP_NUM_THREADS=1`` with the package default;
-- ``tile512``: the package default with ``--tile 512``.
+- ``tile512``: the package default with ``--tile 512``;
+- ``torch``: the package default with ``--runtime torch`` (``auto`` takes torch for large
+  inputs on a CPU with native bf16, onnxruntime otherwise on a CPU);
+- ``onnx``, ``onnx-spin``, ``onnx-1-thread``: ``--runtime onnx`` with its idle threads
+  sleeping (the default), spinning (``OMP_WAIT_POLICY=ACTIVE``), or one intra-op thread.
 
 With ``--peers``, focus-stack and enfuse (``benchmarks/peers.py`` says how to get them) run
 on the same planes. Writes ``docs/results/contention{,_NAME}.{md,csv,json}``.
@@ -37,9 +41,20 @@ VARIANTS = {
     "spin10k": {"GOMP_SPINCOUNT": "10000"},
     "1-thread": {"OMP_NUM_THREADS": "1"},
     "tile512": {},  # the package default with --tile 512 (fewer, larger parallel regions)
+    "torch": {},  # the package default on torch (--runtime torch)
+    "onnx": {},  # onnxruntime (--runtime onnx), idle threads sleep (the package default)
+    "onnx-spin": {"OMP_WAIT_POLICY": "ACTIVE"},  # onnxruntime's threads allowed to spin
+    "onnx-1-thread": {"OMP_NUM_THREADS": "1"},  # onnxruntime with one intra-op thread
 }
+_ONNX = ["--runtime", "onnx"]
 #: command-line arguments of a variant beyond the defaults
-VARIANT_ARGS = {"tile512": ["--tile", "512"]}
+VARIANT_ARGS = {
+    "tile512": ["--tile", "512"],
+    "torch": ["--runtime", "torch"],
+    "onnx": _ONNX,
+    "onnx-spin": _ONNX,
+    "onnx-1-thread": _ONNX,
+}
 
 
 def prepare_cases(names: list[str], folder: Path) -> dict[str, list[Path]]:
@@ -61,11 +76,9 @@ def prepare_cases(names: list[str], folder: Path) -> dict[str, list[Path]]:
     return cases
 
 
-def commands(
-    planes: list[Path], out: Path, variants: list[str], peers: bool
-) -> dict[str, tuple[list[str], dict]]:
+def commands(planes: list[Path], out: Path, variants: list[str], peers: bool) -> wp.Runs:
     """Runner name → (command, environment)."""
-    runs: dict[str, tuple[list[str], dict]] = {}
+    runs: wp.Runs = {}
     folder = planes[0].parent
     script = wp.ours_script()
     for variant in variants:
@@ -73,26 +86,7 @@ def commands(
         command += VARIANT_ARGS.get(variant, [])
         runs[f"ours-{variant}"] = (command, wp.ours_env(VARIANTS[variant]))
     if peers:
-        focus_stack = wp.focus_stack_binary()
-        if focus_stack:
-            files = [str(p) for p in planes]
-            runs["focus-stack"] = ([focus_stack, "--no-opencl", f"--output={out / 'fs.png'}", *files], None)
-        enfuse = wp.enfuse_binary()
-        if enfuse:
-            runs["enfuse"] = (
-                [
-                    enfuse,
-                    "--exposure-weight=0",
-                    "--saturation-weight=0",
-                    "--contrast-weight=1",
-                    "--hard-mask",
-                    "--contrast-window-size=5",
-                    "-o",
-                    str(out / "enfuse.tif"),
-                    *map(str, planes),
-                ],
-                None,
-            )
+        runs.update(wp.peer_commands(planes, out))
     return runs
 
 
@@ -121,23 +115,8 @@ def main() -> None:
             for busy in conditions:
                 with wp.burners(busy):
                     for case, planes in cases.items():
-                        runs = list(commands(planes, tmp_path, args.variants, args.peers).items())
-                        if round_index % 2:
-                            runs.reverse()
-                        for runner, (command, env) in runs:
-                            timed = wp.run_timed(command, env)
-                            row = {
-                                "case": case,
-                                "runner": runner,
-                                "busy": busy,
-                                "round": round_index,
-                                "seconds": round(timed.seconds, 3),
-                                "peak_rss_mb": round(timed.peak_rss_mb, 1),
-                                "load1": round(timed.load1, 2),
-                                "rc": timed.returncode,
-                            }
-                            rows.append(row)
-                            print(row, flush=True)
+                        runs = commands(planes, tmp_path, args.variants, args.peers)
+                        wp.run_round(runs, round_index, {"case": case, "busy": busy}, rows)
     info["loadavg_end"] = wp.os.getloadavg()
     summary = summarise(rows, args.busy)
     write(args.name, info, rows, summary, args)

@@ -1,203 +1,226 @@
-"""Lever check: the shipped ACNN exported to ONNX and run with onnxruntime instead of torch.
+"""The onnxruntime runtime against torch: same decisions, start-up and network speed.
 
-    PYTHONPATH=/path/to/onnxruntime:src .venv/bin/python benchmarks/onnx_runtime.py [--size 1024]
+    .venv/bin/python benchmarks/onnx_runtime.py [--size 1024] [--repeats 3] [--no-decisions]
 
-Not a dependency of the package: onnxruntime, onnx and onnxscript are put on ``PYTHONPATH``
-by hand (``pip install --target DIR onnxruntime onnx onnxscript``, then remove the numpy
-that comes with them). Measures (1) start-up, a fresh process importing onnxruntime
-against one importing torch, interleaved; (2) the network part of a grey pair fusion
-(``score_map``, tile 256) with torch fp32, torch ``auto`` and onnxruntime fp32, interleaved;
-(3) how many decision-map pixels differ from torch fp32 (same focus-map averaging and
-decision step) on the Lytro-20 pairs (``../shared``) and on synthetic pairs. Writes
-``docs/results/onnx_runtime.{md,json}``.
+Uses the package's own runtimes (``runtime="onnx"``: the shipped ONNX export on
+onnxruntime's CPU provider, fp32; ``runtime="torch"``), so it measures what users run.
+
+1. Decisions: every Lytro-20 pair of ``../shared`` fused with ``fuse_pair`` on each runtime
+   (the whole pipeline: focus map, regions, boundary refinement, fine override), and every
+   synthetic stack of ``quality_stacks.py`` (20 stacks, 5–30 slices, uint8 RGB and uint16,
+   with and without noise, plus the 6 flat-region stacks) folded with ``fuse_stack``: share
+   of decision-map / depth-map pixels that differ from torch fp32, and the largest
+   focus-map / confidence difference. torch ``auto`` (bf16 on a CPU with native bf16) is
+   given beside it for scale.
+2. Start-up: fresh processes that import onnxruntime, torch, or the package's pair pipeline
+   (which no longer imports torch), interleaved.
+3. Network speed: ``score_map`` of a ``--size``² grey pair (tile 256) on torch fp32, torch
+   ``auto``, onnxruntime with its idle threads not spinning (the package default) and
+   spinning (``OMP_WAIT_POLICY=ACTIVE``), interleaved, after one warm-up each.
+
+Writes ``docs/results/onnx_runtime.{md,json}``; the machine's load is recorded with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from acnn_fusion.core import inference
-from acnn_fusion.core.model import ACNN, score_map_shape
-from acnn_fusion.core.pipeline import fuse_from_focus_map, grey_pair, resolve_settings
-from acnn_fusion.core.weights import load_model
+from acnn_fusion import fuse_pair, fuse_stack
+
+sys.path.insert(0, str(Path(__file__).parent))
+import wholeprocess as wp
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
-def export(model: ACNN, path: Path) -> None:
-    """The whole network (A, B) → scores, with free height and width."""
+def lytro_pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    from skimage import io
 
-    class Scores(torch.nn.Module):
-        def __init__(self, net: ACNN) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
-            return ACNN.score(self.net(image_a, image_b))
-
-    example = torch.rand(1, 1, 256, 256)
-    torch.onnx.export(
-        Scores(model.eval()),
-        (example, example),
-        str(path),
-        input_names=["a", "b"],
-        output_names=["scores"],
-        dynamic_axes={"a": {2: "h", 3: "w"}, "b": {2: "h", 3: "w"}, "scores": {1: "sh", 2: "sw"}},
-        dynamo=False,
-    )
+    folder = wp.SHARED / "data" / "eval" / "pairs" / "lytro"
+    return [
+        (a.stem[:-2], io.imread(a), io.imread(str(a).replace("-A.", "-B.")))
+        for a in sorted(folder.glob("lytro-*-A.jpg"))
+    ]
 
 
-def ort_score_map(session, grey_a: np.ndarray, grey_b: np.ndarray, tile: int = 256) -> np.ndarray:
-    """:func:`inference.score_map` with onnxruntime: the same tiles, the same patches."""
-    height, width = grey_a.shape
-    scores = np.empty(score_map_shape(height, width), np.float32)
-    for rows, cols, in_rows, in_cols in inference.score_tiles(height, width, tile):
-        a = np.ascontiguousarray(grey_a[in_rows, in_cols], np.float32)[None, None]
-        b = np.ascontiguousarray(grey_b[in_rows, in_cols], np.float32)[None, None]
-        out = session.run(None, {"a": a, "b": b})[0]
-        scores[rows, cols] = out[0, : rows.stop - rows.start, : cols.stop - cols.start]
-    return scores
+def compare_pairs() -> list[dict]:
+    rows = []
+    for name, a, b in lytro_pairs():
+        onnx = fuse_pair(a, b, runtime="onnx")
+        fp32 = fuse_pair(a, b, runtime="torch", precision="fp32")
+        bf16 = fuse_pair(a, b, runtime="torch", precision="auto")
+        rows.append(
+            {
+                "case": name,
+                "onnx_differ": float(np.mean(onnx.decision_map != fp32.decision_map)),
+                "onnx_max_focus_diff": float(np.abs(onnx.focus_map - fp32.focus_map).max()),
+                "torch_auto_differ": float(np.mean(bf16.decision_map != fp32.decision_map)),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def compare_stacks() -> list[dict]:
+    from quality_stacks import flat_region_stacks, synthetic_stacks
+
+    rows = []
+    for name, synthetic in [*synthetic_stacks(), *flat_region_stacks()]:
+        onnx = fuse_stack(synthetic.stack, runtime="onnx")
+        fp32 = fuse_stack(synthetic.stack, runtime="torch", precision="fp32")
+        bf16 = fuse_stack(synthetic.stack, runtime="torch", precision="auto")
+        rows.append(
+            {
+                "case": name,
+                "onnx_differ": float(np.mean(onnx.depth_map != fp32.depth_map)),
+                "onnx_max_confidence_diff": float(np.abs(onnx.confidence - fp32.confidence).max()),
+                "torch_auto_differ": float(np.mean(bf16.depth_map != fp32.depth_map)),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
 
 
 def startup(repeats: int) -> dict[str, float]:
-    codes = {"import onnxruntime": "import onnxruntime", "import torch": "import torch"}
-    times: dict[str, list[float]] = {k: [] for k in codes}
+    codes = {
+        "import onnxruntime": "import onnxruntime",
+        "import torch": "import torch",
+        "import acnn_fusion.core.pipeline": "import acnn_fusion.core.pipeline",
+    }
+    rows: list[dict] = []
+    runs = {label: ([sys.executable, "-c", code], wp.ours_env()) for label, code in codes.items()}
+    for round_index in range(repeats):
+        wp.run_round(runs, round_index, {"case": "startup"}, rows)
+    return {label: round(wp.median_of(rows, runner=label)[0], 2) for label in codes}  # type: ignore[index]
+
+
+def network_speed(size: int, repeats: int) -> dict[str, float]:
+    import torch
+    from scipy import ndimage
+
+    from acnn_fusion.core.inference import TorchNetwork
+    from acnn_fusion.core.onnx_runtime import OnnxNetwork
+    from acnn_fusion.core.weights import load_model, read_onnx_export
+
+    rng = np.random.default_rng(0)
+    grey_a = ndimage.gaussian_filter(rng.random((size, size), dtype=np.float32), 1.0)
+    grey_b = ndimage.gaussian_filter(grey_a, 2.0)
+    model, cpu = load_model(), torch.device("cpu")
+    _, onnx_bytes = read_onnx_export()
+    networks = {
+        "torch fp32": TorchNetwork(model, cpu, "fp32"),
+        "torch auto": TorchNetwork(model, cpu, "auto"),
+        "onnxruntime (idle threads sleep: default)": OnnxNetwork(onnx_bytes, spinning=False),
+        "onnxruntime (idle threads spin)": OnnxNetwork(onnx_bytes, spinning=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in networks}
+    for network in networks.values():
+        network.score_map(grey_a, grey_b, tile=256)  # warm-up
     for r in range(repeats):
-        for label in list(codes)[:: 1 if r % 2 == 0 else -1]:
+        for name in list(networks)[:: 1 if r % 2 == 0 else -1]:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", codes[label]], check=True)
-            times[label].append(time.perf_counter() - start)
-    return {k: round(statistics.median(v), 2) for k, v in times.items()}
+            networks[name].score_map(grey_a, grey_b, tile=256)
+            times[name].append(time.perf_counter() - start)
+    return {name: round(statistics.median(t), 3) for name, t in times.items()}
 
 
-def pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
-    from skimage import io
-
-    from acnn_fusion.synthetic import sample_pair
-
-    found = []
-    lytro = SHARED / "data" / "eval" / "pairs" / "lytro"
-    for a_path in sorted(lytro.glob("lytro-*-A.jpg")):
-        found.append((a_path.stem[:-2], io.imread(a_path), io.imread(str(a_path).replace("-A.", "-B."))))
-    pair = sample_pair()
-    found.append(("synthetic-sample", pair.image_a, pair.image_b))
-    return found
+def _percent(value: float) -> str:
+    return f"{100 * value:.4f} %"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", default="onnx_runtime")
-    parser.add_argument("--no-lytro", action="store_true", help="skip the decision comparison")
+    parser.add_argument("--no-decisions", action="store_true", help="skip the decision comparison")
     args = parser.parse_args()
-    import onnxruntime as ort
+    import onnxruntime
+    import torch
 
-    model = load_model()
-    cpu = torch.device("cpu")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "acnn.onnx"
-        export(load_model(), path)
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        quiet_options = ort.SessionOptions()  # threads block instead of spinning when idle
-        quiet_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        quiet_session = ort.InferenceSession(str(path), quiet_options, providers=["CPUExecutionProvider"])
-
-    rng = np.random.default_rng(0)
-    from scipy import ndimage
-
-    grey_a = ndimage.gaussian_filter(rng.random((args.size, args.size), dtype=np.float32), 1.0)
-    grey_b = ndimage.gaussian_filter(grey_a, 2.0)
-    runs = {
-        "torch fp32": lambda: inference.score_map(model, grey_a, grey_b, device=cpu, precision="fp32"),
-        "torch auto": lambda: inference.score_map(model, grey_a, grey_b, device=cpu, precision="auto"),
-        "onnxruntime fp32": lambda: ort_score_map(session, grey_a, grey_b),
-        "onnxruntime fp32, no spinning": lambda: ort_score_map(quiet_session, grey_a, grey_b),
-    }
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for run in runs.values():  # warm-up
-        run()
-    for r in range(args.repeats):
-        for name in list(runs)[:: 1 if r % 2 == 0 else -1]:
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
-    speed = {k: round(statistics.median(v), 3) for k, v in times.items()}
-    print(speed, flush=True)
-
-    settings = resolve_settings("default", None, None)
-    differ = []
-    for name, image_a, image_b in [] if args.no_lytro else pairs():
-        a, b = grey_pair(image_a, image_b)
-        reference = inference.score_map(model, a, b, device=cpu, precision="fp32")
-        other = ort_score_map(session, a, b)
-        maps = [
-            fuse_from_focus_map(
-                image_a, image_b, inference.focus_map_from_scores(s, a.shape), settings, grey=(a, b)
-            ).decision_map
-            for s in (reference, other)
-        ]
-        differ.append(
-            {
-                "pair": name,
-                "max_abs_score_diff": float(np.max(np.abs(reference - other))),
-                "decision_pixels_differ": float(np.mean(maps[0] != maps[1])),
-            }
-        )
-    lytro = [d for d in differ if d["pair"].startswith("lytro")]
+    info = wp.machine()
+    print(info, flush=True)
+    pairs = [] if args.no_decisions else compare_pairs()
+    stacks = [] if args.no_decisions else compare_stacks()
+    load_after_decisions = os.getloadavg()
     start_up = startup(args.repeats)
+    speed = network_speed(args.size, args.repeats)
+    info["loadavg_end"] = os.getloadavg()
     summary = {
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
         "startup_s": start_up,
         "score_map_s": speed,
         "size": args.size,
-        "lytro_mean_decision_differ": statistics.mean(d["decision_pixels_differ"] for d in lytro)
-        if lytro
-        else None,
-        "lytro_worst_decision_differ": max(d["decision_pixels_differ"] for d in lytro) if lytro else None,
-        "max_abs_score_diff": max((d["max_abs_score_diff"] for d in differ), default=None),
-        "ort_version": ort.__version__,
-        "torch_version": torch.__version__,
+        "load_after_decisions": load_after_decisions,
     }
-    (REPO / "docs" / "results" / f"{args.name}.json").write_text(
-        json.dumps({"summary": summary, "pairs": differ}, indent=1)
+    for label, rows, diff in (
+        ("lytro", pairs, "onnx_max_focus_diff"),
+        ("stacks", stacks, "onnx_max_confidence_diff"),
+    ):
+        if rows:
+            summary[label] = {
+                "cases": len(rows),
+                "onnx_mean_differ": statistics.mean(r["onnx_differ"] for r in rows),
+                "onnx_worst_differ": max(r["onnx_differ"] for r in rows),
+                "onnx_max_diff": max(r[diff] for r in rows),
+                "torch_auto_mean_differ": statistics.mean(r["torch_auto_differ"] for r in rows),
+                "torch_auto_worst_differ": max(r["torch_auto_differ"] for r in rows),
+            }
+    results = REPO / "docs" / "results"
+    (results / f"{args.name}.json").write_text(
+        json.dumps({"machine": info, "summary": summary, "pairs": pairs, "stacks": stacks}, indent=1)
     )
     lines = [
-        f"onnxruntime {ort.__version__} (CPU provider) against torch {torch.__version__}; "
-        f"{args.repeats} interleaved rounds.",
+        f"onnxruntime {onnxruntime.__version__} (CPU provider, fp32) against torch {torch.__version__}; "
+        f"CPU {info['cpu_model']}, {info['affinity']} CPUs, native bf16 {info['native_bf16']}; load average "
+        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC).",
         "",
-        "| measure | torch | onnxruntime |",
-        "|---|---|---|",
-        f"| fresh process importing it, s | {start_up['import torch']:.2f} | "
-        f"{start_up['import onnxruntime']:.2f} |",
-        f"| score_map {args.size}² grey pair, fp32, s | {speed['torch fp32']:.3f} | "
-        f"{speed['onnxruntime fp32']:.3f} |",
-        f"| score_map {args.size}² grey pair, torch `auto` (bf16 here), s | {speed['torch auto']:.3f} | – |",
+        "Decisions (pixels that differ from torch fp32; the package's whole pair / stack pipeline):",
+        "",
+        "| inputs | cases | onnx: mean / worst differ | onnx: largest map difference | "
+        "torch auto (bf16): mean / worst differ |",
+        "|---|---|---|---|---|",
     ]
-    if lytro:
-        lines.append(
-            f"| Lytro-20 decision pixels differing from torch fp32, mean / worst | – | "
-            f"{summary['lytro_mean_decision_differ']:.5%} / {summary['lytro_worst_decision_differ']:.5%} |"
-        )
-    lines.insert(
-        -1 if lytro else len(lines),
-        f"| score_map {args.size}² grey pair, onnxruntime without spinning, s | – | "
-        f"{speed['onnxruntime fp32, no spinning']:.3f} |",
-    )
-    if differ:
-        lines.append(f"| largest score difference (all pairs) | – | {summary['max_abs_score_diff']:.2e} |")
+    for label, title, what in (
+        ("lytro", "Lytro-20 pairs, decision map", "focus map"),
+        ("stacks", "synthetic stacks (quality_stacks.py), depth map", "confidence"),
+    ):
+        if label in summary:
+            s = summary[label]
+            lines.append(
+                f"| {title} | {s['cases']} | {_percent(s['onnx_mean_differ'])} / "
+                f"{_percent(s['onnx_worst_differ'])} "
+                f"| {s['onnx_max_diff']:.1e} ({what}) | {_percent(s['torch_auto_mean_differ'])} / "
+                f"{_percent(s['torch_auto_worst_differ'])} |"
+            )
+    lines += [
+        "",
+        f"Start-up, fresh processes, medians of {args.repeats} interleaved rounds:",
+        "",
+        "| process | s |",
+        "|---|---|",
+        *(f"| `{label}` | {seconds:.2f} |" for label, seconds in start_up.items()),
+        "",
+        f"Network only (`score_map`, {args.size}² grey pair, tile 256), medians of {args.repeats} "
+        "interleaved rounds:",
+        "",
+        "| runtime | s | × torch auto |",
+        "|---|---|---|",
+        *(f"| {name} | {s:.3f} | {s / speed['torch auto']:.2f} |" for name, s in speed.items()),
+    ]
     text = "\n".join(lines) + "\n"
-    (REPO / "docs" / "results" / f"{args.name}.md").write_text(text)
+    (results / f"{args.name}.md").write_text(text)
     print(text)
 
 

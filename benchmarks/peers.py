@@ -12,9 +12,10 @@ taken from ``PATH``. Every case runs as a user would run it, in a fresh process:
 ``acnn-fusion stack INPUT -o OUT`` (``fuse A B`` for pairs) with default settings, through the
 virtualenv's console script with this checkout's ``src`` on ``PYTHONPATH``; focus-stack with
 its defaults (it also aligns the slices, which ours does not by default) and
-``--no-opencl``; enfuse as ``../shared/peers/enfuse_stack.sh`` calls it (contrast weight
-only, hard mask). Peers read one file per slice, so multi-page TIFF stacks are written as
-planes for them (not timed); ours reads the original file or folder. Runners alternate
+``--no-opencl``; enfuse through ``../shared/peers/enfuse_stack.sh`` (contrast weight
+only, hard mask). ``--with-torch`` adds ours with ``--runtime torch``. Peers read one file
+per slice, so multi-page TIFF stacks are written as planes for them (not timed); ours reads
+the original file or folder. Runners alternate
 order round by round (A B C, C B A, …); the table gives medians, ratios to ours, each
 process's peak RSS (``/usr/bin/time``) and the load average before the runs.
 
@@ -52,6 +53,8 @@ REAL = [
 ]
 SYNTHETIC = ["stack1024x16", "stack1024x64", "pair2048", "pair4096"]
 QUICK = ["metallographic_1_1", "lightsheet", "stack1024x16", "pair2048"]
+#: every runner a table can have (ours-torch with --with-torch)
+RUNNERS = ("ours", "ours-torch", "focus-stack", "enfuse")
 #: start-up only: what every run of ours pays before any work (imports), whole processes
 STARTUP = {
     "python": "pass",
@@ -59,6 +62,7 @@ STARTUP = {
         "import numpy, scipy.ndimage, skimage.morphology, skimage.registration"
     ),
     "import torch": "import torch",
+    "import onnxruntime": "import onnxruntime",
     "import acnn_fusion.core.stack": "import acnn_fusion.core.stack",
     "import acnn_fusion.cli": "import acnn_fusion.cli",
 }
@@ -132,36 +136,17 @@ def build_case(name: str, tmp: Path, full_gacn: bool) -> Case | None:
     raise SystemExit(f"unknown case {name!r}")
 
 
-def runners(case: Case, out: Path) -> dict[str, tuple[list[str], dict | None]]:
+def runners(case: Case, out: Path, with_torch: bool = False) -> wp.Runs:
+    """Ours (default settings: runtime auto), optionally ours on torch, and the peers found."""
     script = wp.ours_script()
     if case.kind == "pair":
         ours = [script, "fuse", *map(str, case.ours_input), "-o", str(out / "ours.tif")]
     else:
         ours = [script, "stack", str(case.ours_input[0]), "-o", str(out / "ours.tif")]
-    found: dict[str, tuple[list[str], dict | None]] = {"ours": (ours, wp.ours_env())}
-    planes = [str(p) for p in case.planes]
-    focus_stack = wp.focus_stack_binary()
-    if focus_stack:
-        found["focus-stack"] = (
-            [focus_stack, "--no-opencl", f"--output={out / 'focus-stack.tif'}", *planes],
-            None,
-        )
-    enfuse = wp.enfuse_binary()
-    if enfuse:
-        found["enfuse"] = (
-            [
-                enfuse,
-                "--exposure-weight=0",
-                "--saturation-weight=0",
-                "--contrast-weight=1",
-                "--hard-mask",
-                "--contrast-window-size=5",
-                "-o",
-                str(out / "enfuse.tif"),
-                *planes,
-            ],
-            None,
-        )
+    found: wp.Runs = {"ours": (ours, wp.ours_env())}
+    if with_torch:
+        found["ours-torch"] = ([*ours, "--runtime", "torch"], wp.ours_env())
+    found.update(wp.peer_commands(case.planes, out))
     return found
 
 
@@ -176,6 +161,7 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=0, help="busy processes running meanwhile")
     parser.add_argument("--name", default="peers")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up (import) rows")
+    parser.add_argument("--with-torch", action="store_true", help="also ours with --runtime torch")
     args = parser.parse_args()
     if args.quick:
         args.cases, args.repeats = QUICK, 2
@@ -189,36 +175,12 @@ def main() -> None:
         out.mkdir()
         for round_index in range(args.repeats):
             for case in cases:
-                runs = list(runners(case, out).items())
-                if round_index % 2:
-                    runs.reverse()
-                for runner, (command, env) in runs:
-                    timed = wp.run_timed(command, env)
-                    row = {
-                        "case": case.name,
-                        "runner": runner,
-                        "round": round_index,
-                        "seconds": round(timed.seconds, 3),
-                        "peak_rss_mb": round(timed.peak_rss_mb, 1),
-                        "load1": round(timed.load1, 2),
-                        "rc": timed.returncode,
-                    }
-                    rows.append(row)
-                    print(row, flush=True)
+                wp.run_round(runners(case, out, args.with_torch), round_index, {"case": case.name}, rows)
             if not args.no_startup:
-                for label, code in STARTUP.items():
-                    timed = wp.run_timed([wp.sys.executable, "-c", code], wp.ours_env())
-                    row = {
-                        "case": "startup",
-                        "runner": label,
-                        "round": round_index,
-                        "seconds": round(timed.seconds, 3),
-                        "peak_rss_mb": round(timed.peak_rss_mb, 1),
-                        "load1": round(timed.load1, 2),
-                        "rc": timed.returncode,
-                    }
-                    rows.append(row)
-                    print(row, flush=True)
+                imports = {
+                    label: ([wp.sys.executable, "-c", code], wp.ours_env()) for label, code in STARTUP.items()
+                }
+                wp.run_round(imports, round_index, {"case": "startup"}, rows)
     info["loadavg_end"] = wp.os.getloadavg()
     write(args, info, cases, rows)
 
@@ -234,12 +196,14 @@ def summarise(cases: list, rows: list[dict]) -> list[dict]:
             "megapixel_slices": round(case.megapixel_slices, 2),
             "note": case.note,
         }
-        for runner in ("ours", "focus-stack", "enfuse"):
+        for runner in RUNNERS:
             mine = [r for r in rows if r["case"] == case.name and r["runner"] == runner and r["rc"] == 0]
             if mine:
                 entry[f"{runner}_s"] = round(statistics.median(r["seconds"] for r in mine), 2)
                 entry[f"{runner}_rss_mb"] = round(max(r["peak_rss_mb"] for r in mine))
                 entry[f"{runner}_n"] = len(mine)
+        if "ours_s" in entry and "ours-torch_s" in entry:
+            entry["ours_over_ours-torch"] = round(float(entry["ours_s"]) / float(entry["ours-torch_s"]), 2)
         for peer in ("focus-stack", "enfuse"):
             if "ours_s" in entry and f"{peer}_s" in entry:
                 entry[f"ours_over_{peer}"] = round(float(entry["ours_s"]) / float(entry[f"{peer}_s"]), 2)
@@ -264,7 +228,7 @@ def slope(table: list[dict], runner: str) -> float | None:
 
 def write(args: argparse.Namespace, info: dict, cases: list, rows: list[dict]) -> None:
     table = summarise(cases, rows)
-    fits = {runner: slope(table, runner) for runner in ("ours", "focus-stack", "enfuse")}
+    fits = {runner: slope(table, runner) for runner in RUNNERS}
     results = wp.REPO / "docs" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{args.name}.json").write_text(
@@ -288,21 +252,28 @@ def write(args: argparse.Namespace, info: dict, cases: list, rows: list[dict]) -
     def cell(entry: dict, key: str, fmt: str = "{:.2f}") -> str:
         return fmt.format(entry[key]) if key in entry else "–"
 
+    torch_column = args.with_torch
     lines = [
         f"CPU: {info['cpu_model']}, {info['affinity']} CPUs, native bf16: {info['native_bf16']}; "
         f"{args.repeats} rounds, interleaved; {args.busy} extra busy process(es); load average "
-        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC).",
+        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC). "
+        "ours = `acnn-fusion` with default settings (runtime auto)"
+        + ("; ours-torch = the same with `--runtime torch`." if torch_column else "."),
         "",
-        "| case | shape | MP·slices | ours s | focus-stack s | enfuse s | ours / focus-stack "
-        "| ours / enfuse | RSS MB ours / fs / enfuse | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case | shape | MP·slices | ours s | "
+        + ("ours-torch s | " if torch_column else "")
+        + "focus-stack s | enfuse s | ours / focus-stack | ours / enfuse "
+        + "| RSS MB ours / fs / enfuse | load |",
+        "|---|---|---|---|" + ("---|" if torch_column else "") + "---|---|---|---|---|---|",
     ]
     for t in table:
         note = f" ({t['note']})" if t["note"] else ""
         rss = " / ".join(cell(t, f"{r}_rss_mb", "{:.0f}") for r in ("ours", "focus-stack", "enfuse"))
         lines.append(
             f"| {t['case']}{note} | {t['shape']} {t['dtype']} | {t['megapixel_slices']:.1f} | "
-            f"{cell(t, 'ours_s')} | {cell(t, 'focus-stack_s')} | {cell(t, 'enfuse_s')} | "
+            f"{cell(t, 'ours_s')} | "
+            + (f"{cell(t, 'ours-torch_s')} | " if torch_column else "")
+            + f"{cell(t, 'focus-stack_s')} | {cell(t, 'enfuse_s')} | "
             f"{cell(t, 'ours_over_focus-stack')} | {cell(t, 'ours_over_enfuse')} | {rss} | "
             f"{t['load_median']} |"
         )

@@ -26,6 +26,12 @@ PROBES = {
     "acnn-fusion --version": "import sys; sys.argv = ['acnn-fusion', '--version']\n"
     "from acnn_fusion.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass",
     "napari reader module": "import acnn_fusion.napari._reader",
+    "pair and stack pipelines": "import acnn_fusion.core.pipeline, acnn_fusion.core.stack",
+    "network ready (runtime onnx)": "from acnn_fusion.core.inference import open_network\n"
+    "from acnn_fusion.options import FusionOptions\nopen_network(FusionOptions(runtime='onnx'))",
+    "network ready (runtime torch)": "from acnn_fusion.core.inference import open_network\n"
+    "from acnn_fusion.options import FusionOptions\nopen_network(FusionOptions(runtime='torch'))",
+    "import onnxruntime (for scale)": "import onnxruntime",
     "import torch (for scale)": "import torch",
 }
 CHECK = "\nimport sys; print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"

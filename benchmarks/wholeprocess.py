@@ -1,18 +1,31 @@
-"""Helpers for whole-process benchmarks (``peers.py``, ``contention.py``).
+"""Whole-process benchmarks: the helpers ``peers.py`` and ``contention.py`` share, and the
+runtime comparison ours(onnx) against ours(torch).
+
+    .venv/bin/python benchmarks/wholeprocess.py [--repeats 3] [--busy 1] [--cases ...]
 
 Runs commands as separate processes and measures what a user waits for: wall time from
-start to exit, and the child's own peak RSS (``os.wait4``, per child). A bounded CPU burner
+start to exit, and the child's own peak RSS (``/usr/bin/time``). A bounded CPU burner
 stands in for "one other busy process". Inputs are rendered with :mod:`acnn_fusion.synthetic`
 or taken from ``../shared`` (``ACNN_SHARED`` overrides), and written as TIFF planes for the
-peers, which read one file per slice.
+peers, which read one file per slice. :func:`run_round` is the one run-and-record loop:
+runners in order on even rounds, reversed on odd ones (A B C, C B A, …).
+
+As a script: ``acnn-fusion`` with ``--runtime onnx`` against ``--runtime torch`` (precision
+``auto``, i.e. bf16 on a CPU with native bf16) and ``--runtime torch --precision fp32``, on
+the metallographic stack mufoc_1_1 and the sample data (``sample_data/pair_A.tif`` +
+``pair_B.tif``, ``sample_data/stack.tif``), interleaved, quiet and (with ``--busy N``) while
+N busy loops run. Writes ``docs/results/wholeprocess_runtime.{md,json}``.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +43,7 @@ if not SHARED.is_dir():
 STACKS = SHARED / "data" / "eval" / "stacks"
 TIME_BINARY = "/usr/bin/time"
 PEERS_DIR = Path(os.environ.get("ACNN_PEERS_DIR", "/work/peers-bin"))
+ENFUSE_SCRIPT = SHARED / "peers" / "enfuse_stack.sh"
 
 BURNER_CODE = (
     "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
@@ -143,6 +157,53 @@ def enfuse_binary() -> str | None:
     return shutil.which("enfuse")
 
 
+Runs = dict[str, tuple[list[str], "dict[str, str] | None"]]
+
+
+def peer_commands(planes: Sequence[Path], out: Path) -> Runs:
+    """focus-stack (defaults, which align the slices; ``--no-opencl``) and enfuse (as
+    ``../shared/peers/enfuse_stack.sh`` runs it: contrast weight only, hard mask) on ``planes``,
+    those that are installed."""
+    files = [str(p) for p in planes]
+    found: Runs = {}
+    focus_stack = focus_stack_binary()
+    if focus_stack:
+        found["focus-stack"] = (
+            [focus_stack, "--no-opencl", f"--output={out / 'focus-stack.tif'}", *files],
+            None,
+        )
+    if enfuse_binary() and ENFUSE_SCRIPT.exists():
+        found["enfuse"] = (["bash", str(ENFUSE_SCRIPT), str(out / "enfuse.tif"), *files], None)
+    return found
+
+
+def run_round(runs: Runs, round_index: int, fields: dict[str, object], rows: list[dict]) -> None:
+    """Run every runner once, in order on even rounds and reversed on odd ones; append one row
+    per run (``fields``, runner, round, seconds, peak RSS, load, exit status) and print it."""
+    order = list(runs.items())
+    if round_index % 2:
+        order.reverse()
+    for runner, (command, env) in order:
+        timed = run_timed(command, env)
+        row = {
+            **fields,
+            "runner": runner,
+            "round": round_index,
+            "seconds": round(timed.seconds, 3),
+            "peak_rss_mb": round(timed.peak_rss_mb, 1),
+            "load1": round(timed.load1, 2),
+            "rc": timed.returncode,
+        }
+        rows.append(row)
+        print(row, flush=True)
+
+
+def median_of(rows: list[dict], **match: object) -> tuple[float, int] | None:
+    """Median seconds and count of the successful rows whose fields equal ``match``."""
+    seconds = [r["seconds"] for r in rows if r["rc"] == 0 and all(r.get(k) == v for k, v in match.items())]
+    return (statistics.median(seconds), len(seconds)) if seconds else None
+
+
 def textured(shape: tuple[int, int], seed: int, sigma: float = 1.0) -> np.ndarray:
     """Sharp texture in [0, 1]: smoothed noise plus a few larger blobs."""
     from scipy import ndimage
@@ -201,3 +262,113 @@ def write_planes(planes: Sequence[np.ndarray] | np.ndarray, folder: Path, prefix
         tifffile.imwrite(path, np.asarray(plane))
         paths.append(path)
     return paths
+
+
+# -- the runtime comparison -------------------------------------------------------------------
+
+#: runner → extra arguments of ``acnn-fusion``
+RUNTIME_RUNNERS = {
+    "ours onnx": ["--runtime", "onnx"],
+    "ours torch (auto precision)": ["--runtime", "torch"],
+    "ours torch fp32": ["--runtime", "torch", "--precision", "fp32"],
+}
+RUNTIME_CASES = ["metallographic_1_1", "sample_pair", "sample_stack"]
+
+
+def runtime_case(name: str, out: Path) -> list[str] | None:
+    """The ``acnn-fusion`` arguments (before the runner's) of a case, or None if its data is missing."""
+    if name == "metallographic_1_1":
+        folder = STACKS / "metallographic_mufoc" / "mufoc_1_1"
+        return ["stack", str(folder), "-o", str(out / "metallographic.tif")] if folder.is_dir() else None
+    samples = REPO / "sample_data"
+    if name == "sample_pair":
+        a, b = samples / "pair_A.tif", samples / "pair_B.tif"
+        return ["fuse", str(a), str(b), "-o", str(out / "pair.tif")] if a.exists() else None
+    if name == "sample_stack":
+        stack = samples / "stack.tif"
+        return ["stack", str(stack), "-o", str(out / "stack.tif")] if stack.exists() else None
+    raise SystemExit(f"unknown case {name!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", nargs="+", default=RUNTIME_CASES, choices=RUNTIME_CASES)
+    parser.add_argument("--runners", nargs="+", default=list(RUNTIME_RUNNERS), choices=list(RUNTIME_RUNNERS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--busy", type=int, default=0, help="also run while N busy loops run (0: quiet only)")
+    parser.add_argument("--name", default="wholeprocess_runtime")
+    args = parser.parse_args()
+    info = machine()
+    print(info, flush=True)
+    rows: list[dict] = []
+    script = ours_script()
+    conditions = [0, args.busy] if args.busy else [0]
+    with tempfile.TemporaryDirectory(prefix="acnn-runtime-") as tmp:
+        out = Path(tmp)
+        cases = {name: runtime_case(name, out) for name in args.cases}
+        for round_index in range(args.repeats):
+            for busy in conditions if round_index % 2 == 0 else conditions[::-1]:
+                with burners(busy):
+                    for case, base in cases.items():
+                        if base is None:
+                            continue
+                        runs: Runs = {
+                            runner: ([script, *base, *RUNTIME_RUNNERS[runner]], ours_env())
+                            for runner in args.runners
+                        }
+                        run_round(runs, round_index, {"case": case, "busy": busy}, rows)
+    info["loadavg_end"] = os.getloadavg()
+    write_runtime(args, info, rows, conditions)
+
+
+def write_runtime(args: argparse.Namespace, info: dict, rows: list[dict], conditions: list[int]) -> None:
+    table = []
+    for case in args.cases:
+        for busy in conditions:
+            entry: dict[str, object] = {"case": case, "busy": busy}
+            for runner in args.runners:
+                found = median_of(rows, case=case, busy=busy, runner=runner)
+                if found is not None:
+                    entry[runner] = round(found[0], 2)
+                    entry["n"] = found[1]
+                    entry[f"{runner} rss_mb"] = max(
+                        r["peak_rss_mb"]
+                        for r in rows
+                        if (r["case"], r["busy"], r["runner"]) == (case, busy, runner)
+                    )
+            loads = [r["load1"] for r in rows if r["case"] == case and r["busy"] == busy]
+            entry["load"] = round(statistics.median(loads), 1) if loads else None
+            if len(entry) > 3:
+                table.append(entry)
+    results = REPO / "docs" / "results"
+    (results / f"{args.name}.json").write_text(
+        json.dumps({"machine": info, "args": vars(args), "table": table, "runs": rows}, indent=1)
+    )
+    first = args.runners[0]
+    header = " | ".join(f"{r} s" for r in args.runners)
+    ratios = " | ".join(f"{r} / {first}" for r in args.runners[1:])
+    lines = [
+        f"CPU: {info['cpu_model']}, {info['affinity']} CPUs, native bf16: {info['native_bf16']}; "
+        f"{args.repeats} rounds, runners interleaved (order reversed every other round); load average "
+        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC). "
+        "Whole processes of `acnn-fusion`, medians.",
+        "",
+        f"| case | busy processes | {header} | {ratios} | peak RSS MB | load |",
+        "|---|---|" + "---|" * (2 * len(args.runners) - 1) + "---|---|",
+    ]
+    for t in table:
+        seconds = " | ".join(f"{t[r]:.2f}" if r in t else "–" for r in args.runners)
+        ratio = " | ".join(
+            f"{float(t[r]) / float(t[first]):.2f}" if r in t and first in t else "–" for r in args.runners[1:]
+        )
+        rss = " / ".join(f"{t[f'{r} rss_mb']:.0f}" for r in args.runners if f"{r} rss_mb" in t)
+        lines.append(f"| {t['case']} | {t['busy']} | {seconds} | {ratio} | {rss} | {t['load']} |")
+    text = "\n".join(lines) + "\n"
+    (results / f"{args.name}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

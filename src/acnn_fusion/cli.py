@@ -1,4 +1,4 @@
-"""Command line: ``acnn-fusion fuse | stack | batch | evaluate | demo | train | info``.
+"""Command line: ``acnn-fusion fuse | stack | batch | evaluate | demo | train | info | export-onnx``.
 
 A thin face: arguments become a :class:`~acnn_fusion.options.FusionOptions` (its fields
 generate the option flags), the work is one call of :mod:`acnn_fusion.tasks` or
@@ -153,10 +153,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from acnn_fusion.core.inference import select_device
-    from acnn_fusion.core.weights import default_weights_path, load_model, read_metadata
+    from acnn_fusion.core.inference import resolve_runtime, select_device
+    from acnn_fusion.core.weights import default_weights_path, load_model, onnx_export, read_metadata
 
     path = args.weights or default_weights_path()
+    options = FusionOptions(weights=str(path))
+    # decided before torch is loaded below, as in a fusion process
+    runtimes = (resolve_runtime(options, 0.0), resolve_runtime(options, None))
     load_model(path)  # verifies the checksum
     meta = read_metadata(path)
     print(f"napari-acnn-fusion {__version__}")
@@ -165,10 +168,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     if meta.get("training"):
         print(f"validation accuracy: {meta['training'].get('val_accuracy', float('nan')):.4%}")
     print(f"device (auto): {select_device('auto')}")
+    found = onnx_export(path)
+    print(f"onnx export: {found[0].name} (sha256 {found[1][:16]}…)" if found else "onnx export: none")
+    small, large = runtimes
+    print(
+        f"runtime (auto): {small}"
+        if small == large
+        else f"runtime (auto): {small} for small inputs, {large} for large"
+    )
     if args.json:
         import json
 
         print(json.dumps(meta, indent=2))
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from acnn_fusion.core.onnx_runtime import export_onnx
+
+    try:
+        written = export_onnx(args.weights)
+    except ImportError as exc:
+        raise CLIError(f"exporting needs the onnx package (pip install onnx): {exc}") from exc
+    print(f"wrote {written} and recorded its sha256 in {written.with_suffix('.json').name}")
     return 0
 
 
@@ -251,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--weights", type=Path)
     info.add_argument("--json", action="store_true", help="also print the full weights metadata")
     info.set_defaults(func=cmd_info)
+
+    export = sub.add_parser(
+        "export-onnx", help="write the ONNX export of a weights file (runtime onnx) and record its sha256"
+    )
+    export.add_argument("--weights", type=Path, help="a .pt with its .json (default: the shipped model)")
+    export.set_defaults(func=cmd_export_onnx)
     return parser
 
 

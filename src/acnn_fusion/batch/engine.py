@@ -105,11 +105,10 @@ def process_job(
             return process_job(
                 job, output_dir, parameters, options, sha, version, torch_threads, tile_progress
             )
-    if torch_threads is not None:
-        import torch
+    if torch_threads is not None:  # torch's and onnxruntime's, without importing torch
+        from acnn_fusion.core.inference import set_cpu_threads
 
-        if torch.get_num_threads() != torch_threads:
-            torch.set_num_threads(torch_threads)
+        set_cpu_threads(torch_threads)
     start = time.perf_counter()
     try:
         written = fuse_job(job, output_dir, parameters, options, tile_progress)

@@ -1,27 +1,47 @@
-"""Dense, tiled evaluation of the ACNN and the per-pixel focus map (paper step 1)."""
+"""Dense, tiled evaluation of the ACNN and the per-pixel focus map (paper step 1).
+
+Two runtimes compute the same network (:class:`Network`): torch (:class:`TorchNetwork`:
+any device, bf16 where native, training) and onnxruntime on the CPU
+(:class:`~acnn_fusion.core.onnx_runtime.OnnxNetwork`: fp32, starts without torch).
+:func:`open_network` picks one from the options (``runtime``, ``device``, ``precision``);
+``auto`` prefers onnxruntime for CPU inference when it is installed and the weights have an
+ONNX export (``docs/performance.md``). Nothing here imports torch until the torch runtime
+is used.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
+import platform
+import re
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from copy import deepcopy
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
-from acnn_fusion.core.model import ACNN, PATCH_SIZE, SCORE_STRIDE, score_map_shape
-from acnn_fusion.options import DEFAULT_TILE, PRECISIONS
+from acnn_fusion.core.geometry import PATCH_SIZE, SCORE_STRIDE, score_map_shape
+from acnn_fusion.options import DEFAULT_TILE, PRECISIONS, RUNTIMES, FusionOptions
+
+if TYPE_CHECKING:
+    import torch
+
+    from acnn_fusion.core.model import ACNN
 
 ProgressCallback = Callable[[int, int], None]
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit device must be available."""
+    import torch
+
     name = str(device).lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -40,6 +60,8 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
 
 def available_devices() -> list[str]:
     """Device names that :func:`select_device` accepts on this machine."""
+    import torch
+
     names = ["auto", "cpu"]
     if torch.cuda.is_available():
         names.append("cuda")
@@ -65,6 +87,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     faster where the CPU has native bf16 (``docs/performance.md``); on CPUs without it, bf16
     is emulated and several times slower, so ``auto`` keeps fp32 there.
     """
+    import torch
+
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     if precision == "fp32":
@@ -81,6 +105,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 @contextlib.contextmanager
 def _ieee_fp32_convolutions() -> Iterator[None]:
     """cuDNN convolutions in full fp32: by default torch lets them round inputs to TF32."""
+    import torch
+
     before = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
@@ -91,17 +117,23 @@ def _ieee_fp32_convolutions() -> Iterator[None]:
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
     """Mixed-precision context for ``dtype`` on ``device``; for fp32, IEEE fp32 (no TF32 on CUDA)."""
+    import torch
+
     if dtype == torch.float32:
         return _ieee_fp32_convolutions() if device.type == "cuda" else contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 
 
 def thread_settings() -> dict[str, object]:
-    """How the CPU runs the network: torch threads, OpenMP wait policy, usable CPUs (for reports)."""
+    """How the CPU runs the network: torch threads (if torch is loaded), onnxruntime threads,
+    OpenMP wait policy, usable CPUs (for reports)."""
     from acnn_fusion import core
 
+    torch_module = sys.modules.get("torch")
     return {
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch_module.get_num_threads() if torch_module is not None else None,
+        "onnx_intra_op_threads": cpu_threads(),
+        "onnx_spinning": spinning_allowed(),
         "usable_cpus": core.usable_cpus(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
@@ -145,6 +177,8 @@ def prepare(model: ACNN, device: torch.device) -> ACNN:
     or changed, so runs on different devices or threads can share one loaded model. The
     network runs in inference mode only, so the copy is safe to use from several threads.
     """
+    import torch
+
     if getattr(model, "prepared_for", None) == str(device):
         return model
     with _PREPARED_LOCK:
@@ -160,11 +194,12 @@ def prepare(model: ACNN, device: torch.device) -> ACNN:
 
 def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """(N, Y, X) float32 numpy → (N, 1, Y, X) tensor on ``device``."""
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cpu" else x
 
 
-@torch.inference_mode()
 def score_map(
     model: ACNN,
     grey_a: np.ndarray,
@@ -175,21 +210,24 @@ def score_map(
     precision: str = "auto",
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Patch scores at stride 2: float32 (h, w), entry (i, j) for the patch at (2i, 2j)."""
+    """Patch scores at stride 2: float32 (h, w), entry (i, j) for the patch at (2i, 2j) (torch)."""
+    import torch
+
     height, width = grey_a.shape
     tiles = score_tiles(height, width, tile)
     model = prepare(model, device)
     dtype = resolve_precision(precision, device)
     scores = np.empty(score_map_shape(height, width), dtype=np.float32)
-    for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
-        x = to_input(np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]]), device)
-        with autocast(device, dtype):
-            features = model.branch(x)
-            logits = model.head(features[:1], features[1:])
-        n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
-        scores[rows, cols] = ACNN.score(logits)[0, :n_rows, :n_cols].cpu().numpy()
-        if progress is not None:
-            progress(done, len(tiles))
+    with torch.inference_mode():
+        for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
+            x = to_input(np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]]), device)
+            with autocast(device, dtype):
+                features = model.branch(x)
+                logits = model.head(features[:1], features[1:])
+            n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
+            scores[rows, cols] = type(model).score(logits)[0, :n_rows, :n_cols].cpu().numpy()
+            if progress is not None:
+                progress(done, len(tiles))
     return scores
 
 
@@ -255,17 +293,264 @@ def focus_map_from_scores(scores: np.ndarray, shape: tuple[int, int]) -> np.ndar
 
 
 def compute_focus_map(
-    model: ACNN,
+    model: ACNN | Network,
     grey_a: np.ndarray,
     grey_b: np.ndarray,
     *,
-    device: torch.device,
+    device: torch.device | None = None,
     tile: int = DEFAULT_TILE,
     precision: str = "auto",
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Focus map S: float32 (Y, X) in [0, 1], near 1 where A is the focused image."""
-    scores = score_map(
-        model, grey_a, grey_b, device=device, tile=tile, precision=precision, progress=progress
-    )
+    """Focus map S: float32 (Y, X) in [0, 1], near 1 where A is the focused image.
+
+    ``model``: a :class:`Network` (from :func:`open_network`, which already applied the
+    options' device and precision: ``device`` and ``precision`` are then not used), or a
+    torch ACNN run on ``device`` in ``precision``.
+    """
+    network = as_network(model, device, precision)
+    scores = network.score_map(grey_a, grey_b, tile=tile, progress=progress)
     return focus_map_from_scores(scores, grey_a.shape)
+
+
+# -- runtimes ----------------------------------------------------------------------------------
+
+
+class Network(Protocol):
+    """The network on one runtime, with the calls the pair and stack fusions make.
+
+    Images are float32 numpy arrays in [0, 1]; every result is a float32 numpy array.
+    """
+
+    #: ``torch`` or ``onnx``
+    runtime: str
+
+    def score_map(
+        self, grey_a: np.ndarray, grey_b: np.ndarray, *, tile: int, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        """Patch scores at stride 2 of the pair (A, B), tiled as :func:`score_tiles` cuts."""
+        ...
+
+    def reference(self, image: np.ndarray) -> Any:
+        """The stack fold's reference (the mean grey image of a tile), ready to pair with slices."""
+        ...
+
+    def slice_odds(self, image: np.ndarray, reference: Any) -> np.ndarray:
+        """Per patch, ½[logit(slice vs reference) − logit(reference vs slice)]: float32 (h, w)."""
+        ...
+
+    def describe(self) -> str:
+        """One line for reports: runtime, device and arithmetic."""
+        ...
+
+
+class TorchNetwork:
+    """:class:`Network` on torch: ``model`` run on ``device`` in ``precision``."""
+
+    runtime = "torch"
+
+    def __init__(self, model: ACNN, device: torch.device, precision: str = "auto") -> None:
+        self.model, self.device, self.precision = model, device, precision
+        self.dtype = resolve_precision(precision, device)
+        _apply_torch_threads()
+
+    def describe(self) -> str:
+        return f"torch on {self.device} ({str(self.dtype).removeprefix('torch.')})"
+
+    def score_map(
+        self, grey_a: np.ndarray, grey_b: np.ndarray, *, tile: int, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        return score_map(
+            self.model,
+            grey_a,
+            grey_b,
+            device=self.device,
+            tile=tile,
+            precision=self.precision,
+            progress=progress,
+        )
+
+    def reference(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        model = prepare(self.model, self.device)
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            features = model.branch(to_input(image[None], self.device))
+            # fc1's bias added once here, not per slice (a broadcast add is slow on channels-last)
+            as_a = model.head.project(features, as_a=True) + model.head.fc1_bias()
+            as_b = model.head.project(features, as_a=False) + model.head.fc1_bias()
+        return as_a, as_b
+
+    def slice_odds(self, image: np.ndarray, reference: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
+        import torch
+
+        model = prepare(self.model, self.device)
+        reference_a, reference_b = reference
+        with torch.inference_mode():
+            with autocast(self.device, self.dtype):
+                features = model.branch(to_input(image[None], self.device))
+                first = model.head.classify(model.head.project(features, as_a=True) + reference_b)[0]
+                second = model.head.classify(model.head.project(features, as_a=False) + reference_a)[0]
+            odds = ((first[0] - first[1]) - (second[0] - second[1])).float() / 2
+        return odds.cpu().numpy()
+
+
+def as_network(model: ACNN | Network, device: torch.device | None, precision: str = "auto") -> Network:
+    """``model`` itself if it is a :class:`Network`, else a torch ACNN wrapped for ``device``."""
+    if hasattr(model, "slice_odds"):
+        return model  # type: ignore[return-value]
+    import torch
+
+    return TorchNetwork(model, device if device is not None else torch.device("cpu"), precision)  # type: ignore[arg-type]
+
+
+def torch_loaded() -> bool:
+    """Whether this process has imported torch already (then its start-up is paid)."""
+    return "torch" in sys.modules
+
+
+def onnxruntime_installed() -> bool:
+    """Whether onnxruntime can be imported (checked without importing it)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+_CPU_THREADS: int | None = None
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Limit CPU inference in this process to ``threads`` (``None``: back to :func:`cpu_threads`'s
+    default): onnxruntime sessions opened from now on, and torch's intra-op threads (now if
+    torch is loaded, else when the torch runtime starts). Batch workers call it with 1."""
+    global _CPU_THREADS
+    _CPU_THREADS = threads
+    _apply_torch_threads()
+
+
+def _apply_torch_threads() -> None:
+    torch = sys.modules.get("torch")
+    if _CPU_THREADS is not None and torch is not None and torch.get_num_threads() != _CPU_THREADS:
+        torch.set_num_threads(_CPU_THREADS)
+
+
+def cpu_threads() -> int:
+    """Threads for CPU inference: :func:`set_cpu_threads`'s limit, else ``OMP_NUM_THREADS`` if
+    set (as torch does), else the usable CPUs (the affinity mask capped by a cgroup quota)."""
+    from acnn_fusion import core
+
+    if _CPU_THREADS is not None:
+        return _CPU_THREADS
+    try:
+        chosen = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        chosen = 0
+    return chosen if chosen > 0 else core.usable_cpus()
+
+
+def spinning_allowed() -> bool:
+    """Whether idle inference threads may spin: only when the user asked for it.
+
+    The same rule as the OpenMP default of :mod:`acnn_fusion.core`: ``OMP_WAIT_POLICY=ACTIVE``
+    or a positive ``GOMP_SPINCOUNT`` allows spinning; anything else (the passive default) not.
+    """
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE":
+        return True
+    try:
+        return int(os.environ.get("GOMP_SPINCOUNT", "0")) > 0
+    except ValueError:
+        return False
+
+
+def _torch_build_has_cuda() -> bool:
+    """Whether the installed torch was built with CUDA, read from its ``version.py`` (no import)."""
+    loaded = sys.modules.get("torch")
+    if loaded is not None:
+        return loaded.version.cuda is not None
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        return True  # cannot tell: let torch decide
+    found = re.search(r"^cuda\b[^=\n]*=\s*(.+)$", text, re.MULTILINE)
+    return found is not None and found.group(1).strip() != "None"
+
+
+def accelerator_likely() -> bool:
+    """Whether ``device="auto"`` would probably find a GPU for torch, decided without torch.
+
+    Apple silicon (MPS), or an NVIDIA driver with a CUDA build of torch. When torch is
+    already imported, its own answer.
+    """
+    loaded = sys.modules.get("torch")
+    if loaded is not None:
+        return bool(loaded.cuda.is_available() or loaded.backends.mps.is_available())
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return True
+    driver = Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+    return driver and _torch_build_has_cuda()
+
+
+#: Megapixels through the network's branch (a pair: 2 × its area; a stack: (slices + 1) × its
+#: area) up to which ``runtime="auto"`` takes onnxruntime (fp32) on a CPU with native bf16,
+#: where torch runs the network in bf16 about twice as fast but starts ~2–9 s later. Measured
+#: break-even: 2.4 MP at load 9 (whole processes, ``benchmarks/wholeprocess.py``), ~10 MP on
+#: an idle machine; ``docs/performance.md``.
+BF16_BREAK_EVEN_MEGAPIXELS = 4.0
+
+
+def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> str:
+    """``onnx`` or ``torch`` for ``options`` (``runtime``, ``device``, ``precision``, ``weights``).
+
+    ``auto`` takes onnxruntime when the network runs on the CPU (``device`` cpu, or auto on a
+    machine without a GPU), onnxruntime is installed, the weights have an ONNX export and
+    ``precision`` is not ``bf16`` (onnxruntime runs fp32), with one exception: where the CPU
+    computes bf16 natively and ``precision`` is ``auto``, torch's bf16 network is about twice
+    as fast, so torch runs inputs of more than :data:`BF16_BREAK_EVEN_MEGAPIXELS` (``megapixels``:
+    what the branch will see; unknown counts as large) and whenever torch is already
+    imported (its start-up is paid). Torch otherwise. ``onnx`` refuses what it cannot do
+    instead of falling back.
+    """
+    from acnn_fusion.core.weights import onnx_export
+
+    if options.runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {options.runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if options.runtime == "torch":
+        return "torch"
+    device = str(options.device).lower()
+    on_cpu = device == "cpu" or (device == "auto" and not accelerator_likely())
+    if options.runtime == "auto":
+        usable = on_cpu and options.precision != "bf16" and onnxruntime_installed()
+        if usable and options.precision == "auto" and _cpu_has_native_bf16():
+            small = megapixels is not None and megapixels <= BF16_BREAK_EVEN_MEGAPIXELS
+            usable = small and not torch_loaded()
+        return "onnx" if usable and onnx_export(options.weights) is not None else "torch"
+    if device not in ("auto", "cpu"):
+        raise ValueError(f"runtime onnx runs on the CPU only; use device cpu or runtime torch for {device}")
+    if options.precision == "bf16":
+        raise ValueError(
+            "runtime onnx computes in fp32; use precision auto or fp32, or runtime torch for bf16"
+        )
+    if not onnxruntime_installed():
+        raise ValueError("runtime onnx needs onnxruntime (pip install onnxruntime); or use runtime torch")
+    if onnx_export(options.weights) is None:
+        from acnn_fusion.core.weights import WeightsError
+
+        raise WeightsError(
+            f"weights {options.weights or 'shipped'} have no ONNX export; "
+            "run `acnn-fusion export-onnx` on them, or use runtime torch"
+        )
+    return "onnx"
+
+
+def open_network(options: FusionOptions, megapixels: float | None = None) -> Network:
+    """The network for ``options``: weights loaded and verified, on the runtime and device chosen
+    (:func:`resolve_runtime`; ``megapixels``: what the branch will see, for ``auto``)."""
+    if resolve_runtime(options, megapixels) == "onnx":
+        from acnn_fusion.core.onnx_runtime import load_onnx_network
+
+        return load_onnx_network(options.weights)
+    from acnn_fusion.core.weights import load_model
+
+    device = select_device(options.device)
+    return TorchNetwork(load_model(options.weights), device, options.precision)

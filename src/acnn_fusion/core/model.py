@@ -28,9 +28,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-PATCH_SIZE = 16
-SCORE_STRIDE = 2
-RECEPTIVE_FIELD = 15
+from acnn_fusion.core.geometry import PATCH_SIZE, RECEPTIVE_FIELD, SCORE_STRIDE, score_map_shape
+
+__all__ = ["ACNN", "PATCH_SIZE", "RECEPTIVE_FIELD", "SCORE_STRIDE", "ACNNConfig", "score_map_shape"]
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,3 @@ class ACNN(nn.Module):
     def score(logits: torch.Tensor) -> torch.Tensor:
         """Softmax probability that A is the focused image, shape (N, h, w)."""
         return torch.softmax(logits.float(), dim=1)[:, 0]
-
-
-def score_map_shape(height: int, width: int) -> tuple[int, int]:
-    """Shape of the dense score map for an image of the given size."""
-    if height < PATCH_SIZE or width < PATCH_SIZE:
-        raise ValueError(f"image {height}×{width} is smaller than a {PATCH_SIZE}×{PATCH_SIZE} patch")
-    return (height - PATCH_SIZE) // SCORE_STRIDE + 1, (width - PATCH_SIZE) // SCORE_STRIDE + 1

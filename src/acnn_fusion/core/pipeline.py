@@ -9,10 +9,9 @@ import numpy as np
 
 from acnn_fusion.core.compose import compose_pair
 from acnn_fusion.core.decision import band_energies, override_by_fine_measure, remove_unconfident_regions
+from acnn_fusion.core.geometry import PATCH_SIZE
 from acnn_fusion.core.imageops import GREY_WEIGHTS, SUPPORTED_DTYPES, joint_unit_range, to_grey
-from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, select_device
-from acnn_fusion.core.model import PATCH_SIZE
-from acnn_fusion.core.weights import load_model
+from acnn_fusion.core.inference import ProgressCallback, compute_focus_map, open_network
 from acnn_fusion.options import COMPOSITIONS, PRESET_NAMES, FusionOptions, option_names
 
 
@@ -286,16 +285,9 @@ def fuse_pair(
     options = (options or FusionOptions()).replace(**changes)
     settings = options.settings()
     a, b = validate_pair(image_a, image_b)
-    torch_device = select_device(options.device)
-    model = load_model(options.weights)
+    network = open_network(options, 2 * a.shape[0] * a.shape[1] / 1e6)  # runtime, device, weights
     grey_a, grey_b = grey_pair(a, b)
     focus_map = compute_focus_map(
-        model,
-        grey_a,
-        grey_b,
-        device=torch_device,
-        tile=options.tile,
-        precision=options.precision,
-        progress=progress,
+        network, grey_a, grey_b, tile=options.tile, precision=options.precision, progress=progress
     )
     return fuse_from_focus_map(a, b, focus_map, settings, grey=(grey_a, grey_b))

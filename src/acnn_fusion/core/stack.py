@@ -27,14 +27,14 @@ Two strategies:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from acnn_fusion.core.align import apply_transforms, centre_shifts, estimate_transforms
 from acnn_fusion.core.compose import compose_stack
+from acnn_fusion.core.geometry import PATCH_SIZE, SCORE_STRIDE, score_map_shape
 from acnn_fusion.core.imageops import (
     GREY_WEIGHTS,
     SUPPORTED_DTYPES,
@@ -43,21 +43,22 @@ from acnn_fusion.core.imageops import (
     unit_range_bounds,
 )
 from acnn_fusion.core.inference import (
+    Network,
     ProgressCallback,
-    autocast,
+    as_network,
     compute_focus_map,
     grid_to_pixels,
+    open_network,
     patch_average_blocks,
-    prepare,
-    resolve_precision,
     score_tiles,
-    select_device,
-    to_input,
 )
-from acnn_fusion.core.model import ACNN, PATCH_SIZE, SCORE_STRIDE, score_map_shape
 from acnn_fusion.core.pipeline import FusionSettings, decide
-from acnn_fusion.core.weights import load_model
 from acnn_fusion.options import STRATEGIES, FusionOptions
+
+if TYPE_CHECKING:
+    import torch
+
+    from acnn_fusion.core.model import ACNN
 
 __all__ = ["STRATEGIES", "FocusImage", "StackResult", "fuse_stack"]
 
@@ -175,11 +176,10 @@ class FocusImage:
         return self.block(z)
 
 
-@torch.inference_mode()
 def _score_volume(
-    model: ACNN,
+    model: ACNN | Network,
     grey: FocusImage,
-    device: torch.device,
+    device: torch.device | None,
     tile: int,
     precision: str,
     progress: ProgressCallback | None,
@@ -197,8 +197,7 @@ def _score_volume(
     h, w = score_map_shape(height, width)
     volume = scratch_array((n_slices, h + 7, w + 7), np.float32)
     tiles = score_tiles(height, width, tile, halo=7)  # tiles of the block grid
-    model = prepare(model, device)
-    dtype = resolve_precision(precision, device)
+    network = as_network(model, device, precision)
     done, total = 0, len(tiles) * (n_slices + 1)
     for block_rows, block_cols, in_rows, in_cols in tiles:
         first_row, first_col = in_rows.start // SCORE_STRIDE, in_cols.start // SCORE_STRIDE
@@ -206,18 +205,10 @@ def _score_volume(
         for z in range(n_slices):
             mean_image += grey.block(z, in_rows, in_cols)
         mean_image /= n_slices
-        with autocast(device, dtype):
-            reference = model.branch(to_input(mean_image[None], device))
-            # fc1's bias added once here, not per slice (a broadcast add is slow on channels-last)
-            reference_a = model.head.project(reference, as_a=True) + model.head.fc1_bias()
-            reference_b = model.head.project(reference, as_a=False) + model.head.fc1_bias()
+        reference = network.reference(mean_image)
         done += 1
         for z in range(n_slices):
-            with autocast(device, dtype):
-                features = model.branch(to_input(grey.block(slice(z, z + 1), in_rows, in_cols), device))
-                first = model.head.classify(model.head.project(features, as_a=True) + reference_b)[0]
-                second = model.head.classify(model.head.project(features, as_a=False) + reference_a)[0]
-            odds = (((first[0] - first[1]) - (second[0] - second[1])).float() / 2).cpu().numpy()
+            odds = network.slice_odds(grey.block(z, in_rows, in_cols), reference)
             volume[z, block_rows, block_cols] = patch_average_blocks(
                 odds, (first_row, first_col), (block_rows, block_cols), (h, w)
             )
@@ -367,9 +358,9 @@ def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.nd
 
 
 def _soft_fold(
-    model: ACNN,
+    model: ACNN | Network,
     grey: FocusImage,
-    device: torch.device,
+    device: torch.device | None,
     tile: int,
     precision: str,
     progress: ProgressCallback | None,
@@ -385,10 +376,10 @@ def _soft_fold(
 
 
 def _pairwise(
-    model: ACNN,
+    model: ACNN | Network,
     grey: FocusImage,
     settings: FusionSettings,
-    device: torch.device,
+    device: torch.device | None,
     tile: int,
     precision: str,
     progress: ProgressCallback | None,
@@ -514,9 +505,8 @@ def fuse_stack(
         standard.ndim == 4 and -standard.shape[-1] <= detect_channel < standard.shape[-1]
     ):
         raise ValueError(f"detect_channel {detect_channel} does not name a channel of this stack")
-    torch_device = select_device(options.device)
-    resolve_precision(options.precision, torch_device)  # refuse an unknown precision before any work
-    model = load_model(options.weights)
+    # runtime, device and verified weights, refused before any work; the branch sees Z + 1 slices
+    network = open_network(options, (standard.shape[0] + 1) * standard.shape[1] * standard.shape[2] / 1e6)
     grey = FocusImage(standard, detect_channel)
     shifts = transforms = None
     if options.align and len(grey) > 1:  # two grey slices at a time; the resampled stack may go to disk
@@ -531,15 +521,13 @@ def fuse_stack(
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
         best_slice, block_confidence = _soft_fold(
-            model, grey, torch_device, tile, precision, progress, options.depth_smoothing
+            network, grey, None, tile, precision, progress, options.depth_smoothing
         )
         depth = grid_to_pixels(best_slice, shape)
         confidence = grid_to_pixels(block_confidence, shape)
     else:
         tree = strategy == "pairwise-tree"
-        depth, confidence = _pairwise(
-            model, grey, settings, torch_device, tile, precision, progress, tree=tree
-        )
+        depth, confidence = _pairwise(network, grey, settings, None, tile, precision, progress, tree=tree)
     fused = compose_stack(standard, depth, mode=settings.composition)
     if channel_axis is not None:  # put the channels back where the caller had them
         ndim = stack.ndim

@@ -2,6 +2,10 @@
 
 ``<name>.pt`` is a plain state dict (loaded with ``weights_only=True``); ``<name>.json``
 holds the widths, the sha256 of the ``.pt`` file, the model version and how it was trained.
+An ONNX export of the same weights (``<name>.onnx``, :mod:`acnn_fusion.core.onnx_runtime`)
+is recorded under ``"onnx"`` in the same JSON: its file name, its sha256 and the sha256 of
+the ``.pt`` it was exported from, so a retrained ``.pt`` never runs with a stale export.
+Importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from acnn_fusion.core.model import ACNN, ACNNConfig
+if TYPE_CHECKING:
+    from acnn_fusion.core.model import ACNN
 
 MODEL_VERSION = "acnn-2"
 
@@ -45,7 +49,12 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_weights(model: ACNN, path: str | Path, *, training: dict | None = None) -> Path:
-    """Write ``path`` (state dict, float32) and its sidecar ``.json`` atomically."""
+    """Write ``path`` (state dict, float32) and its sidecar ``.json`` atomically.
+
+    The sidecar has no ``"onnx"`` entry: an export of earlier weights no longer applies.
+    """
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -92,6 +101,10 @@ def load_model(path: str | Path | None = None) -> ACNN:
 
 @lru_cache(maxsize=4)
 def _load_model_cached(path_str: str, _mtime: int) -> ACNN:
+    import torch
+
+    from acnn_fusion.core.model import ACNN, ACNNConfig
+
     path = Path(path_str)
     if not path.exists():
         raise WeightsError(f"weights file not found: {path}")
@@ -127,3 +140,56 @@ def _load_model_cached(path_str: str, _mtime: int) -> ACNN:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def onnx_export(weights: str | Path | None = None) -> tuple[Path, str] | None:
+    """The ONNX export of ``weights`` (default: the shipped model) and its recorded sha256.
+
+    None when the sidecar records none, the file is missing, or it was exported from other
+    weights than the ``.pt`` the sidecar describes. Reads only the JSON (cheap); the file's
+    checksum is verified when it is loaded (:func:`read_onnx_export`).
+    """
+    path = Path(weights) if weights is not None else default_weights_path()
+    try:
+        meta = read_metadata(path)
+    except WeightsError:
+        return None
+    entry = meta.get("onnx")
+    if not isinstance(entry, dict) or entry.get("weights_sha256") != meta["sha256"]:
+        return None
+    name, digest = entry.get("file"), entry.get("sha256")
+    if not isinstance(name, str) or not isinstance(digest, str) or Path(name).name != name:
+        return None
+    onnx_path = path.with_name(name)
+    return (onnx_path, digest) if onnx_path.is_file() else None
+
+
+def read_onnx_export(weights: str | Path | None = None) -> tuple[Path, bytes]:
+    """The verified bytes of the ONNX export of ``weights``; WeightsError if none or altered."""
+    found = onnx_export(weights)
+    if found is None:
+        raise WeightsError(f"{weights or default_weights_path()}: no ONNX export is recorded in its metadata")
+    onnx_path, digest = found
+    data = onnx_path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise WeightsError(
+            f"{onnx_path}: sha256 {actual[:12]}… does not match the recorded {digest[:12]}…; "
+            "the file is damaged or was replaced"
+        )
+    return onnx_path, data
+
+
+def record_onnx_export(weights: str | Path, onnx_path: str | Path, details: dict[str, Any]) -> None:
+    """Record ``onnx_path`` (beside ``weights``) as the ONNX export of ``weights`` in its sidecar."""
+    path, onnx_path = Path(weights), Path(onnx_path)
+    if onnx_path.parent.resolve() != path.parent.resolve():
+        raise ValueError(f"the ONNX export must lie beside its weights ({path.parent})")
+    meta = read_metadata(path)
+    meta["onnx"] = {
+        "file": onnx_path.name,
+        "sha256": sha256_of(onnx_path),
+        "weights_sha256": meta["sha256"],
+        **details,
+    }
+    _atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=2).encode())

@@ -94,7 +94,7 @@ def build_controls(devices: list[str], choices: dict[str, Any]) -> list[Widget]:
         option_control("depth_smoothing"),
         option_control("composition"),
         _heading("advanced_heading", "advanced", "hardware and memory: these do not change the decision"),
-        *(option_control(name, devices) for name in ("device", "precision", "tile")),
+        *(option_control(name, devices) for name in ("device", "runtime", "precision", "tile")),
         option_control("detect_channel"),
         option_control("weights"),
         PushButton(name="run_button", text="Run", tooltip="run the network and show the results as layers"),
