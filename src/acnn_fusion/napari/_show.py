@@ -59,6 +59,10 @@ def _map_layer(
 HID_KEY = "acnn_fusion_hid"
 
 
+#: blendings under which an opaque layer hides what lies below it
+_COVERING = ("translucent", "translucent_no_depth", "opaque")
+
+
 def hide_covered(viewer: Any, top: Layer) -> list[str]:
     """Hide the image layers an opaque, newly added ``top`` layer covers entirely (2-D view).
 
@@ -66,7 +70,7 @@ def hide_covered(viewer: Any, top: Layer) -> list[str]:
     and on software OpenGL each full-canvas layer costs a frame several ms of CPU
     (``benchmarks/event_loop.py``). Returns their names; showing them again is one click.
     """
-    if viewer.dims.ndisplay != 2 or top.opacity < 1.0 or top.blending not in ("translucent", "opaque"):
+    if viewer.dims.ndisplay != 2 or top.opacity < 1.0 or top.blending not in _COVERING:
         return []
     if getattr(top, "rgb", False) and np.asarray(top.data).shape[-1] == 4:
         return []  # an alpha channel may show what lies under it
