@@ -156,6 +156,69 @@ def real(
             print(lines[-1], flush=True)
 
 
+def _module_at(revision: str, path: str, name: str):
+    """The module at ``path`` as it was at git ``revision`` (for before/after timings)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{revision}:{path}"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+    folder = Path(tempfile.mkdtemp())
+    (folder / f"{name}.py").write_text(source)
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def before_after(shared: Path, revision: str, model: str, out: Path) -> None:
+    """``macro_pcb`` (full size): ``model`` alignment with ``src/acnn_fusion/core/align.py`` at
+    git ``revision`` and as it is now, interleaved (before, after, before, after; the faster
+    run of each counts): seconds, magnification and residual shift → ``alignment_speed.md``."""
+    from acnn_fusion.core import align as now
+
+    before = _module_at(revision, "src/acnn_fusion/core/align.py", "align_before")
+    stack = _stack_array(shared / "eval/stacks/macro_pcb")
+    grey = np.stack(joint_unit_range(*[to_grey(s, np.float32) for s in stack], source_dtype=stack.dtype))
+    runs: dict[str, list] = {"before": [], "after": []}
+    for label, module in (("before", before), ("after", now)) * 2:
+        start = time.perf_counter()
+        transforms = module.estimate_transforms(grey, model)
+        aligned = module.apply_transforms(grey, transforms)
+        seconds = time.perf_counter() - start
+        left = _residual(aligned)
+        scale = _scale(transforms)
+        runs[label].append((seconds, scale, left, os.getloadavg()[0]))
+        print(label, f"{seconds:.1f} s", f"{scale[0]:.4f} → {scale[-1]:.4f}", flush=True)
+    lines = [
+        "# Alignment speed: coarse-to-fine",
+        "",
+        f"Written by `benchmarks/alignment.py --before-after {revision}` on `macro_pcb` "
+        f"({grey.shape[0]}×{grey.shape[1]}×{grey.shape[2]} grey), `{model}`: estimate + resample, "
+        "before (`align.py` at that revision) and after (this tree), interleaved twice; the "
+        "faster run of each; 1-min load average during the runs.",
+        "",
+        "| align.py | seconds (faster of 2) | both runs | load | magnification first → last "
+        "| residual median (px) | residual 90 % (px) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, results in runs.items():
+        seconds, scale, left, _ = min(results, key=lambda r: r[0])
+        loads = ", ".join(f"{r[3]:.1f}" for r in results)
+        lines.append(
+            f"| {label} | {seconds:.1f} | {', '.join(f'{r[0]:.1f}' for r in results)} | {loads} "
+            f"| {scale[0]:.4f} → {scale[-1]:.4f} | {np.median(left):.2f} | {np.percentile(left, 90):.2f} |"
+        )
+    ratio = min(r[0] for r in runs["before"]) / min(r[0] for r in runs["after"])
+    lines += ["", f"Speed-up (before / after, faster runs): {ratio:.2f}×."]
+    (out / "alignment_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def montage(shared: Path, out: Path) -> None:
     """``macro_pcb`` at half resolution: the first and last slice overlaid (red = first, cyan =
     last) in a corner crop, without alignment, translation, similarity: coloured double
@@ -196,7 +259,15 @@ def main() -> None:
     parser.add_argument(
         "--montage", action="store_true", help="only docs/images/stacks/macro_pcb_alignment.png"
     )
+    parser.add_argument(
+        "--before-after",
+        metavar="REV",
+        help="only: macro_pcb similarity timed with align.py at git REV and now → alignment_speed.md",
+    )
     args = parser.parse_args()
+    if args.before_after:
+        before_after(args.shared, args.before_after, "similarity", args.out)
+        return
     if args.montage:
         montage(args.shared, args.out.parent)
         return

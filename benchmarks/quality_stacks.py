@@ -20,6 +20,7 @@ inside the flat region, where only the neighbours can tell the depth.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,12 +92,12 @@ def flat_region_stacks():
     return cases
 
 
-def _flat_table(out: Path) -> None:
+def _flat_table(out: Path, cache: Path | None = None) -> None:
     rows = []
     for name, case in flat_region_stacks():
         truth = case.depth_index.astype(int)
         inner = ndimage.binary_erosion(case.flat, iterations=8)
-        ours, plain, _ = fold_both(case.stack)
+        ours, plain, _ = fold_both(case.stack, cache=None if cache is None else cache / f"synth_{name}.npy")
         methods = {
             "acnn-features": ours.depth_map,
             "acnn-features-unregularised": plain.depth_map,
@@ -122,32 +123,39 @@ def _flat_table(out: Path) -> None:
         print(row)
 
 
-def fold_both(stack: np.ndarray, smoothing: float = 2.0):
+def fold_both(stack: np.ndarray, smoothing: float = 2.0, cache: Path | None = None):
     """The ``features`` fold in fp32 with regularised depth (``depth_smoothing=smoothing``, the
     default) and unregularised (``depth_smoothing=0``, each block its own best slice) from one
     network pass: the score volume is computed once and regularised both ways, as
-    ``fuse_stack`` does. Returns (default result, unregularised result, seconds of the default)."""
+    ``fuse_stack`` does. With ``cache`` the score volume is read from that .npy file if it
+    exists, else written there. Returns (default result, unregularised result, seconds of the
+    default; the network's share is 0 when the volume came from the cache)."""
     import torch
 
-    from acnn_fusion.core.inference import DEFAULT_TILE, grid_to_pixels
-    from acnn_fusion.core.stack import StackResult, _gather, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.compose import compose_stack
+    from acnn_fusion.core.inference import DEFAULT_TILE
+    from acnn_fusion.core.stack import StackResult, _fold_volume, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
 
     start = time.perf_counter()
     standard = _standardise(stack, 0, -1 if stack.ndim == 4 else None)
     grey = FocusImage(standard)
-    volume = _score_volume(load_model(), grey, torch.device("cpu"), DEFAULT_TILE, "fp32", None)
+    if cache is not None and cache.exists():
+        volume = np.load(cache)
+    else:
+        volume = _score_volume(load_model(), grey, torch.device("cpu"), DEFAULT_TILE, "fp32", None)
+        if cache is not None:
+            np.save(cache, np.asarray(volume))
     network = time.perf_counter() - start
     results, seconds = [], 0.0
     for value in (smoothing, 0.0):
         start = time.perf_counter()
-        best, confidence = _regularise(volume, value)
-        depth = grid_to_pixels(best, grey.shape[1:])
+        depth, confidence = _fold_volume(volume, value, grey.shape[1:])
         results.append(
             StackResult(
-                fused=_gather(standard, depth),
+                fused=compose_stack(standard, depth),
                 depth_map=depth,
-                confidence=grid_to_pixels(confidence, grey.shape[1:]),
+                confidence=confidence,
                 strategy="features",
             )
         )
@@ -163,7 +171,7 @@ def depth_outliers(depth: np.ndarray, slices: int = 2, window: int = 9) -> float
     return float(np.mean(np.abs(depth.astype(np.int32) - median) > slices))
 
 
-def speed() -> None:
+def speed(before_revision: str | None = None) -> None:
     """The cost of depth regularisation on the speed benchmark's 1024²×32 uint16 stack.
 
     The two folds share everything up to the score volume (the network); the run times that
@@ -174,8 +182,9 @@ def speed() -> None:
     """
     import torch
 
-    from acnn_fusion.core.inference import DEFAULT_TILE, grid_to_pixels, select_device
-    from acnn_fusion.core.stack import _gather, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.compose import compose_stack
+    from acnn_fusion.core.inference import DEFAULT_TILE, select_device
+    from acnn_fusion.core.stack import _fold_volume, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
     from speed import textured
 
@@ -187,34 +196,58 @@ def speed() -> None:
     grey = FocusImage(standard)
     volume = _score_volume(model, grey, select_device("auto"), DEFAULT_TILE, "auto", None)
     network = time.perf_counter() - start
-    steps = {}
-    for smoothing in (0.0, 2.0, 0.0, 2.0):  # twice each, interleaved; the faster counts
+    old = None
+    if before_revision is not None:  # the regulariser as it was at that revision
+        from acnn_fusion.core.inference import grid_to_pixels
+        from alignment import _module_at
+
+        old = _module_at(before_revision, "src/acnn_fusion/core/stack.py", "stack_before")
+
+    def last_steps(variant: str) -> None:
+        if variant == "before":
+            assert old is not None
+            depth = grid_to_pixels(old._regularise(volume, 2.0)[0], grey.shape[1:])
+        else:
+            depth = _fold_volume(volume, 0.0 if variant == "plain" else 2.0, grey.shape[1:])[0]
+        compose_stack(standard, depth)
+
+    variants = ["plain", "default"] + (["before"] if old is not None else [])
+    steps: dict[str, float] = {}
+    for variant in variants * 2:  # twice each, interleaved; the faster counts
         start = time.perf_counter()
-        best, confidence = _regularise(volume, smoothing)
-        depth = grid_to_pixels(best, grey.shape[1:])
-        grid_to_pixels(confidence, grey.shape[1:])
-        _gather(standard, depth)
-        seconds = time.perf_counter() - start
-        steps[smoothing] = min(steps.get(smoothing, np.inf), seconds)
-    before, after = network + steps[0.0], network + steps[2.0]
-    print(
-        f"torch threads {torch.get_num_threads()}; network (score volume) {network:.1f} s; "
-        f"last steps: plain {steps[0.0]:.2f} s, regularised {steps[2.0]:.2f} s; "
-        f"fold before {before:.1f} s, after {after:.1f} s, ratio {after / before:.3f}"
+        last_steps(variant)
+        steps[variant] = min(steps.get(variant, np.inf), time.perf_counter() - start)
+    plain, after = network + steps["plain"], network + steps["default"]
+    line = (
+        f"load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; network (score volume) "
+        f"{network:.1f} s; last steps: plain {steps['plain']:.2f} s, default {steps['default']:.2f} s"
     )
+    if old is not None:
+        before = network + steps["before"]
+        line += f", {before_revision}'s default {steps['before']:.2f} s"
+        line += f"; fold ratio now / {before_revision} {after / before:.3f}"
+    print(line + f"; fold ratio default / plain {after / plain:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--speed", action="store_true", help="only the speed comparison (see speed())")
+    parser.add_argument("--speed-before", metavar="REV", help="with --speed: also core/stack.py at git REV")
     parser.add_argument("--flat-only", action="store_true", help="only the flat-region table")
+    parser.add_argument(
+        "--volume-cache",
+        type=Path,
+        help="folder for the ACNN score volumes (synth_<case>.npy): read if there, written if not",
+    )
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     args = parser.parse_args()
     if args.speed:
-        speed()
+        speed(args.speed_before)
         return
-    _flat_table(args.out)
+    if args.volume_cache is not None:
+        args.volume_cache.mkdir(parents=True, exist_ok=True)
+    _flat_table(args.out, args.volume_cache)
     if args.flat_only:
         return
     rows = []
@@ -226,7 +259,8 @@ def main() -> None:
         methods = {}
         for strategy in args.strategies:
             if strategy == "features":  # both depth settings from one network pass
-                ours, plain, seconds = fold_both(stack)
+                cached = None if args.volume_cache is None else args.volume_cache / f"synth_{name}.npy"
+                ours, plain, seconds = fold_both(stack, cache=cached)
                 methods["acnn-features"] = (ours.fused, ours.depth_map, seconds)
                 methods["acnn-features-unregularised"] = (plain.fused, plain.depth_map, seconds)
                 continue

@@ -146,6 +146,58 @@ def compare_fold(folder: Path, weights: list[str], margins: list[float], out: Pa
     write_image(out / "images/stacks/lightsheet_fold_margin.png", np.round(montage * 255).astype(np.uint8))
 
 
+#: Windows (stack, top, left, size) where the fold before issue 13's last steps showed visible
+#: defects in docs/images/peers: blocky steps on the flat metallographic specimen, and two
+#: wrong-slice squares beside a defocused highlight on macro_pcb.
+DEFECTS = (("metallographic_mufoc/mufoc_1_1", 842, 0, 96), ("macro_pcb", 1220, 1883, 96))
+
+
+def defect_crops(root: Path, out: Path, revision: str, cache: Path | None) -> None:
+    """4× crops of :data:`DEFECTS`, fused image and depth map, with ``core/stack.py`` at git
+    ``revision`` (before) and as it is now (after), from one score volume per stack →
+    ``images/stacks/defects_before_after.png`` (rows: stacks; columns: before fused, before
+    depth, after fused, after depth)."""
+    from acnn_fusion.core.compose import compose_stack
+    from acnn_fusion.core.inference import grid_to_pixels, select_device
+    from acnn_fusion.core.stack import FocusImage, _fold_volume, _score_volume, _standardise
+    from acnn_fusion.core.weights import load_model
+    from alignment import _module_at
+
+    before = _module_at(revision, "src/acnn_fusion/core/stack.py", "stack_before")
+    rows = []
+    for name, top, left, size in DEFECTS:
+        data = _stack_array(root / name)
+        standard = _standardise(data, 0, None)
+        slug = name.replace("/", "_").replace(".tif", "")
+        cached = None if cache is None else cache / f"real_{slug}.npy"
+        if cached is not None and cached.exists():
+            volume = np.load(cached)
+        else:
+            grey = FocusImage(standard)
+            volume = _score_volume(load_model(), grey, select_device("cpu"), DEFAULT_TILE, "fp32", None)
+        shape = data.shape[1:3]
+        old_depth = grid_to_pixels(before._regularise(volume, 2.0)[0], shape)
+        new_depth = _fold_volume(volume, 2.0, shape)[0]
+        window = (slice(top, top + size), slice(left, left + size))
+        tiles = []
+        for depth in (old_depth, new_depth):
+            fused = compose_stack(standard, depth)[window]
+            fused = fused if fused.ndim == 3 else np.repeat(fused[..., None], 3, -1)
+            if fused.dtype != np.uint8:
+                fused = (255 * _show(fused, size)).astype(np.uint8)
+            heat = _heat(depth[window].astype(float) / max(1, data.shape[0] - 1))
+            tiles += [fused[..., :3], np.round(255 * np.clip(heat, 0, 1)).astype(np.uint8)]
+            print(name, "slices in window", np.unique(depth[window]).tolist(), flush=True)
+        gap = np.full((size, 2, 3), 255, np.uint8)
+        rows.append(np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], 1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    image = np.concatenate(rows, 0)
+    image = np.repeat(np.repeat(image, 4, 0), 4, 1)  # 4× nearest neighbour
+    (out / "images/stacks").mkdir(parents=True, exist_ok=True)
+    write_image(out / "images/stacks/defects_before_after.png", image)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -176,7 +228,16 @@ def main() -> None:
         type=Path,
         help="folder for the ACNN score volumes (real_<stack>.npy): read if there, written if not",
     )
+    parser.add_argument(
+        "--defects",
+        metavar="REV",
+        help="only: 4× crops of the known defect windows, core/stack.py at git REV against now "
+        "→ images/stacks/defects_before_after.png",
+    )
     args = parser.parse_args()
+    if args.defects:
+        defect_crops(args.shared / "eval/stacks", args.out, args.defects, args.volume_cache)
+        return
     if args.compare_fold:
         if args.threads:
             import torch
@@ -212,8 +273,9 @@ def fold_both(
     regularised both ways, exactly as ``fuse_stack`` does. Returns (result, unregularised
     depth, seconds of the default fold). The network runs in fp32 on the CPU; with ``cache``
     the score volume is read from that .npy file if it exists, else written there."""
-    from acnn_fusion.core.inference import grid_to_pixels, select_device
-    from acnn_fusion.core.stack import FocusImage, _gather, _regularise, _score_volume, _standardise
+    from acnn_fusion.core.compose import compose_stack
+    from acnn_fusion.core.inference import select_device
+    from acnn_fusion.core.stack import FocusImage, _fold_volume, _score_volume, _standardise
     from acnn_fusion.core.weights import load_model
 
     start = time.perf_counter()
@@ -228,16 +290,15 @@ def fold_both(
             np.save(cache, np.asarray(volume))
     network_s = time.perf_counter() - start
     start = time.perf_counter()
-    best, confidence = _regularise(volume, 2.0)
-    depth = grid_to_pixels(best, grey.shape[1:])
+    depth, confidence = _fold_volume(volume, 2.0, grey.shape[1:])
     result = StackResult(
-        fused=_gather(standard, depth),
+        fused=compose_stack(standard, depth),
         depth_map=depth,
-        confidence=grid_to_pixels(confidence, grey.shape[1:]),
+        confidence=confidence,
         strategy="features",
     )
     seconds = network_s + time.perf_counter() - start
-    unregularised = grid_to_pixels(_regularise(volume, 0.0)[0], grey.shape[1:])
+    unregularised = _fold_volume(volume, 0.0, grey.shape[1:])[0]
     return result, unregularised, seconds
 
 

@@ -29,25 +29,28 @@ class Planes(Protocol):
     def __getitem__(self, z: int) -> np.ndarray: ...
 
 
-def _neighbour_steps(grey: Planes, upsample: int = 10) -> np.ndarray:
-    """(Z, 2) the shift that registers slice z onto slice z−1 (zero for slice 0)."""
+def _pair_shift(previous: np.ndarray, plane: np.ndarray, upsample: int) -> np.ndarray:
+    """The (dy, dx) that registers ``plane`` onto ``previous`` (two (Y, X) planes): plain (not
+    phase-normalised) cross correlation of the Hann-windowed planes, which stays reliable when
+    the two are blurred differently; the window removes the wrap-around edge."""
     from skimage.filters import window
 
+    taper = window("hann", plane.shape)
+    a = (previous - previous.mean()) * taper
+    b = (plane - plane.mean()) * taper
+    shift, _, _ = phase_cross_correlation(a, b, upsample_factor=upsample, normalization=None)
+    return np.asarray(shift, float)
+
+
+def _neighbour_steps(grey: Planes, upsample: int = 10) -> np.ndarray:
+    """(Z, 2) the shift that registers slice z onto slice z−1 (zero for slice 0)."""
     n = len(grey)
-    taper = None
     previous = None
     steps = np.zeros((n, 2))
     for z in range(n):
         plane = np.asarray(grey[z], dtype=np.float64)
-        if taper is None:
-            # a Hann window removes the wrap-around edge; plain (not phase-normalised)
-            # correlation stays reliable when the two slices are blurred differently
-            taper = window("hann", plane.shape)
-        plane = (plane - plane.mean()) * taper
-        if previous is not None:  # the shift that registers slice z onto slice z-1
-            steps[z], _, _ = phase_cross_correlation(
-                previous, plane, upsample_factor=upsample, normalization=None
-            )
+        if previous is not None:
+            steps[z] = _pair_shift(previous, plane, upsample)
         previous = plane
     return steps
 
@@ -153,20 +156,25 @@ def _pair_transform(
     window: int,
     centres: np.ndarray,
     rounds: int = 4,
+    initial: np.ndarray | None = None,
 ) -> np.ndarray:
     """3×3 map of ``reference``'s (row, col, 1) onto ``moving``'s, in image coordinates.
 
     Cross-correlating two windows cut at the same place underestimates their displacement
     (the windows overlap most at zero shift), so ``moving`` is resampled by the estimate so
     far and the residual estimated again, up to ``rounds`` times (until it moves no window
-    by more than 0.02 px).
+    by more than 0.02 px). ``initial``: an estimate to start from (a coarser level's).
     """
     middle = (np.array(reference.shape, float) - 1) / 2
     to_centre = np.eye(3)
     to_centre[:2, 2] = middle
-    current = np.eye(3)
+    current = np.eye(3) if initial is None else initial.copy()
     warped = moving
-    for _ in range(rounds):
+    if initial is not None:
+        warped = ndimage.affine_transform(
+            moving, current[:2, :2], offset=current[:2, 2], order=1, mode="nearest"
+        )
+    for round_ in range(rounds):
         shifts, textured = _local_shifts(reference, warped, window, centres, upsample)
         source = centres[textured] - middle
         target = source - shifts[textured]  # a point of the reference sits at p − shift there
@@ -177,12 +185,53 @@ def _pair_transform(
         residual = to_centre @ residual @ np.linalg.inv(to_centre)
         current = current @ residual
         moved = centres @ residual[:2, :2].T + residual[:2, 2] - centres
-        if np.abs(moved).max() < 0.02:
+        if np.abs(moved).max() < 0.02 or round_ == rounds - 1:
             break
         warped = ndimage.affine_transform(
             moving, current[:2, :2], offset=current[:2, 2], order=1, mode="nearest"
         )
     return current
+
+
+#: Frames whose longer side exceeds this are first registered on block means (a power-of-two
+#: reduction that brings the longer side to at most this), then refined at full size.
+COARSE_SIZE = 512
+#: Refinement rounds at full size after the coarse estimate.
+REFINE_ROUNDS = 1
+
+
+def _coarse_factor(shape: tuple[int, ...]) -> int:
+    """The power-of-two reduction for the coarse estimate (1: none), keeping ≥ 128 px a side."""
+    factor = 1
+    while max(shape[:2]) / factor > COARSE_SIZE and min(shape[:2]) / (2 * factor) >= 128:
+        factor *= 2
+    return factor
+
+
+def _block_mean(plane: np.ndarray, factor: int) -> np.ndarray:
+    h, w = plane.shape[0] // factor * factor, plane.shape[1] // factor * factor
+    return plane[:h, :w].reshape(h // factor, factor, w // factor, factor).mean((1, 3))
+
+
+def _coarse_to_fine(
+    reference: np.ndarray, moving: np.ndarray, model: str, upsample: int, window: int, centres: np.ndarray
+) -> np.ndarray:
+    """:func:`_pair_transform`, estimated first on block means of large frames (a few rounds on
+    a frame of at most :data:`COARSE_SIZE` px), then refined on the full frames from there in
+    :data:`REFINE_ROUNDS` round(s): the window correlations at full size cost most."""
+    factor = _coarse_factor(reference.shape)
+    if factor == 1:
+        return _pair_transform(reference, moving, model, upsample, window, centres)
+    small_reference, small_moving = _block_mean(reference, factor), _block_mean(moving, factor)
+    small_window, small_centres = _patch_grid(small_reference.shape)
+    coarse = _pair_transform(small_reference, small_moving, model, upsample, small_window, small_centres)
+    # a block mean's pixel i covers full pixels factor·i … factor·i + factor − 1
+    scale = np.diag([float(factor), float(factor), 1.0])
+    scale[:2, 2] = (factor - 1) / 2
+    initial = scale @ coarse @ np.linalg.inv(scale)
+    return _pair_transform(
+        reference, moving, model, upsample, window, centres, rounds=REFINE_ROUNDS, initial=initial
+    )
 
 
 #: A neighbour pair keeps its similarity / affine fit only if the fit's scale, turn or shear
@@ -206,12 +255,14 @@ def estimate_transforms(grey: Planes, model: str = "similarity", upsample: int =
     ``similarity`` (scale, rotation, translation: focus breathing, a turning stage) and
     ``affine``: each slice against its neighbour, phase correlation in a grid of overlapping
     windows, the model fitted to the window displacements by least squares with outliers
-    trimmed and refined on the resampled slice (:func:`_pair_transform`), the neighbour
-    transforms chained to the middle slice. A neighbour pair whose windows do not support
-    the model (too few textured windows agree) falls back to the median window shift; one
-    whose fit scales, turns or shears the image by less than :data:`MIN_MOTION` at the corners
-    takes the translation-only estimate (so ``similarity`` equals ``translation`` on a stack
-    without breathing).
+    trimmed and refined on the resampled slice (:func:`_pair_transform`; frames larger than
+    :data:`COARSE_SIZE` first on block means, then refined at full size:
+    :func:`_coarse_to_fine`), the neighbour transforms chained to the middle slice. A
+    neighbour pair whose windows do not support the model (too few textured windows agree)
+    falls back to the median window shift; one whose fit scales, turns or shears the image by
+    less than :data:`MIN_MOTION` at the corners takes the translation-only estimate (so
+    ``similarity`` equals ``translation`` on a stack without breathing; the global
+    correlation is computed only for those pairs).
     """
     if model not in ALIGN_MODELS:
         raise ValueError(f"unknown align model {model!r}; choose from {ALIGN_MODELS}")
@@ -221,17 +272,16 @@ def estimate_transforms(grey: Planes, model: str = "similarity", upsample: int =
         transforms[:, :2, 2] = -estimate_shifts(grey, upsample)
         return transforms
     steps = np.tile(np.eye(3), (n, 1, 1))  # steps[z]: slice z−1's coordinates → slice z's
-    translations = _neighbour_steps(grey, upsample)
     previous = None
     for z in range(n):
         plane = np.asarray(grey[z], dtype=np.float64)
         if previous is not None:
             window, centres = _patch_grid(plane.shape)
-            step = _pair_transform(previous, plane, model, upsample, window, centres)
+            step = _coarse_to_fine(previous, plane, model, upsample, window, centres)
             if _linear_motion(step, plane.shape) >= MIN_MOTION:
                 steps[z] = step
             else:  # no scale or turn worth a pixel: the translation-only estimate
-                steps[z, :2, 2] = -translations[z]
+                steps[z, :2, 2] = -_pair_shift(previous, plane, upsample)
         previous = plane
     mid = n // 2
     for z in range(mid + 1, n):

@@ -11,8 +11,11 @@ Two strategies:
     log-odds that it is sharper than the mean image; each 2×2 block averages the log-odds of
     the patches covering it (the paper's focus-map averaging): a score volume. The volume is
     regularised on the whole block grid (:func:`_regularise`): blocks with clear evidence keep
-    their best slice, blocks without (flat or dark regions, noise) take the depth of confident
-    neighbours; each block then takes the slice with the highest regularised score. No
+    their best slice, blocks without (flat or dark regions, noise) and weak islands amid
+    strong evidence for another depth take the depth interpolated from confident neighbours
+    (a membrane, :func:`_membrane`); each block then takes the slice with the highest
+    regularised score, and pixels along depth edges the slice whose interpolated scores are
+    highest there (:func:`_pixel_depth`). No
     near-tie between neighbouring slices is ever turned into a hard decision, which matters
     in finely sampled, noisy stacks. ``confidence`` is near 1 where a block's own scores pick
     its depth and 0 where the depth is a guess taken from its neighbours.
@@ -218,16 +221,31 @@ def _score_volume(
     return volume
 
 
-#: Neighbourhood scales (Gaussian standard deviation in 2×2 blocks) of the confidence-weighted
-#: smoothing in :func:`_regularise`: local neighbours first, wider ones where none is confident.
-SMOOTHING_SCALES = (4.0, 16.0, 64.0)
 #: A block's evidence e (log-odds by which its best slice stands out of its slices' mean) at
 #: which its own scores and its neighbours' count equally. Camera noise gives e ≈ 0.4–1 (the
-#: light-sheet background), texture in focus 5–50 (benchmarks/quality_stacks.py --sweep).
+#: light-sheet background), texture in focus 5–50.
 EVIDENCE_SCALE = 2.0
-#: Neighbours weigh by e**EVIDENCE_POWER; the neighbour term fades as 1 / (1 + (e / scale)**GATE_POWER).
-EVIDENCE_POWER = 2.0
+#: The neighbours' depth takes over as 1 / (1 + (e / EVIDENCE_SCALE)**GATE_POWER).
 GATE_POWER = 8.0
+#: Strength (per slice², times ``depth_smoothing``) of the pull of a block without evidence
+#: towards the depth interpolated from confident blocks.
+PRIOR_STRENGTH = 10.0
+#: Stiffness of the membranes (:func:`_membrane`) that interpolate depth: the smooth one
+#: that fills blocks without evidence, and the close one that breaks near-ties.
+SMOOTH_STIFFNESS, CLOSE_STIFFNESS = 20.0, 1.0
+#: Near-tie breaking: a slice pays TIE_STRENGTH · min(u², TIE_CAP) (times
+#: ``depth_smoothing``) for lying u slices from the close membrane's depth.
+TIE_STRENGTH, TIE_CAP = 0.25, 4.0
+#: Islands: a block whose slice lies more than max(ISOLATED_REACH, ISOLATED_SPREAD · s) slices
+#: from the mean of the confident depths around it (Gaussian of LOCAL_SCALE blocks; s their
+#: standard deviation) counts as confident only by 1 − 1 / (1 + (e / (RELATIVE_EVIDENCE · ē))
+#: ** RELATIVE_POWER), ē the evidence-weighted mean evidence around it: a weak island amid
+#: strong evidence for another depth (a defocused highlight's glow) follows its neighbours.
+LOCAL_SCALE = 8.0
+ISOLATED_SPREAD, ISOLATED_REACH = 2.5, 2.0
+RELATIVE_EVIDENCE, RELATIVE_POWER = 0.5, 8.0
+#: Conjugate-gradient steps per pyramid level of :func:`_membrane`, and on its coarsest level.
+MEMBRANE_STEPS, COARSE_STEPS = 30, 300
 
 
 def _expand_linear(values: np.ndarray, n: int, factor: int, axis: int) -> np.ndarray:
@@ -264,82 +282,154 @@ def _blur(values: np.ndarray, sigma: float) -> np.ndarray:
     return _expand_linear(_expand_linear(small, h, factor, 0), w, factor, 1)
 
 
-def _neighbour_coefficients(weight: np.ndarray, gain: np.ndarray) -> list[np.ndarray]:
-    """Per scale, c_k such that Σ_k c_k · blur_k(weight · S) is ``gain`` times the neighbours'
-    weighted mean of S, taken at the finest scale that has evidence.
+def _membrane_apply(depth: np.ndarray, weight: np.ndarray, stiffness: np.float32, out: np.ndarray) -> None:
+    """out = (diag(weight) + stiffness · L) · depth, L the 4-neighbour graph Laplacian (free edges)."""
+    np.multiply(weight, depth, out=out)
+    step = depth[1:] - depth[:-1]
+    step *= stiffness
+    out[1:] += step
+    out[:-1] -= step
+    del step
+    step = depth[:, 1:] - depth[:, :-1]
+    step *= stiffness
+    out[:, 1:] += step
+    out[:, :-1] -= step
 
-    At each scale of :data:`SMOOTHING_SCALES` the weighted mean is a normalised convolution,
-    blur(weight · S) / W with W = blur(weight); the finer one counts by its coverage
-    W / (W + w₀), w₀ the weight of a block at :data:`EVIDENCE_SCALE`, and the next coarser
-    scale fills the rest.
+
+def _membrane_solve(
+    depth: np.ndarray, rhs: np.ndarray, weight: np.ndarray, stiffness: np.float32, steps: int
+) -> np.ndarray:
+    """Jacobi-preconditioned conjugate gradients on :func:`_membrane_apply`, from ``depth``
+    (updated in place; a few grid-sized buffers)."""
+    diagonal = weight + stiffness * np.float32(4)
+    diagonal[0] -= stiffness
+    diagonal[-1] -= stiffness
+    diagonal[:, 0] -= stiffness
+    diagonal[:, -1] -= stiffness
+    residual = np.empty_like(depth)
+    _membrane_apply(depth, weight, stiffness, residual)
+    np.subtract(rhs, residual, out=residual)
+    direction = residual / diagonal
+    image = np.empty_like(depth)
+    product = float(np.vdot(residual, direction))
+    for _ in range(steps):
+        if product <= 1e-20:
+            break
+        _membrane_apply(direction, weight, stiffness, image)
+        alpha = np.float32(product / float(np.vdot(direction, image)))
+        image *= alpha
+        residual -= image
+        direction *= alpha
+        depth += direction
+        direction /= alpha
+        np.divide(residual, diagonal, out=image)  # the preconditioned residual
+        next_product = float(np.vdot(residual, image))
+        direction *= np.float32(next_product / product)
+        direction += image
+        product = next_product
+    return depth
+
+
+def _pool(values: np.ndarray) -> np.ndarray:
+    """2×2 sums (odd edges padded with zeros)."""
+    h, w = values.shape
+    padded = np.pad(values, ((0, h % 2), (0, w % 2)))
+    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).sum((1, 3))
+
+
+def _membrane(weight: np.ndarray, target: np.ndarray, stiffnesses: tuple[float, ...]) -> list[np.ndarray]:
+    """Per stiffness k, the depth d minimising Σ weight · (d − target)² + k · Σ (d_p − d_q)²
+    over 4-neighbours: a membrane pinned to the confident blocks' depths.
+
+    Where no block has weight the membrane is harmonic, so it continues a tilted surface
+    across a flat region exactly (linear ramps are harmonic). Solved coarse to fine on a
+    pyramid of 2×2 sums (the energy keeps its form on each level), a few conjugate-gradient
+    steps per level from the coarser level's solution. Deterministic, whole grid.
     """
-    floor = np.float32(EVIDENCE_SCALE**EVIDENCE_POWER)
-    remaining = gain.astype(np.float32, copy=True)
-    coefficients = []
-    for k, sigma in enumerate(SMOOTHING_SCALES):
-        blurred = np.maximum(_blur(weight, sigma), np.float32(1e-12))
-        if k == len(SMOOTHING_SCALES) - 1:
-            coefficients.append(remaining / blurred)
-        else:
-            coverage = blurred / (blurred + floor)
-            coefficients.append(remaining * coverage / blurred)
-            remaining *= 1 - coverage
-    return coefficients
+    weights = [weight]
+    rhs = [weight * target]
+    while min(weights[-1].shape) > 16:
+        weights.append(_pool(weights[-1]))
+        rhs.append(_pool(rhs[-1]))
+    total = float(weights[-1].sum())
+    start = float(rhs[-1].sum()) / total if total > 0 else 0.0
+    solutions = []
+    for stiffness in stiffnesses:
+        k = np.float32(stiffness)
+        depth = np.full(weights[-1].shape, start, np.float32)
+        depth = _membrane_solve(depth, rhs[-1], weights[-1], k, COARSE_STEPS)
+        for level in range(len(weights) - 2, -1, -1):
+            h, w = weights[level].shape
+            depth = np.ascontiguousarray(np.repeat(np.repeat(depth, 2, 0), 2, 1)[:h, :w])
+            depth = _membrane_solve(depth, rhs[level], weights[level], k, MEMBRANE_STEPS)
+        solutions.append(depth)
+    return solutions
+
+
+def _gate(strength: np.ndarray, scale: np.ndarray | np.float32, power: float) -> np.ndarray:
+    """1 − 1 / (1 + (strength / scale)^power): 0 without evidence, 1 with clear evidence."""
+    ratio = strength / scale
+    ratio **= np.float32(power)
+    ratio += 1
+    np.reciprocal(ratio, out=ratio)
+    return 1 - ratio
 
 
 def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per block: the slice where the regularised score volume peaks, and a confidence.
+    """Per block: the slice where the regularised score volume peaks, and a confidence
+    (:func:`_regularise_parts`)."""
+    best, confidence, _ = _regularise_parts(volume, smoothing)
+    return best, confidence
+
+
+def _regularise_parts(
+    volume: np.ndarray, smoothing: float
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]:
+    """Per block: the slice where the regularised score volume peaks, a confidence, and the
+    terms of the regularised scores (:func:`_penalised`; ``None`` for ``smoothing=0``).
 
     A block's evidence is the prominence of its best slice, e = max_z S − mean_z S
-    (log-odds). Each slice's scores become R_z = S_z + ``smoothing`` · g · N(S_z): N the
-    neighbours' e²-weighted mean (:func:`_neighbour_coefficients`), g = 1 / (1 + (e / e₀)⁸) with e₀ =
-    :data:`EVIDENCE_SCALE`. A block with clear evidence of its own (e ≫ e₀) keeps its slice;
-    one with little (no structure, noise) takes the depth of the confident blocks around
-    it. Computed one slice at a time (bounded memory) on the whole block grid, after every
-    tile is scored, so tiled and untiled runs agree exactly; ``smoothing=0`` is the plain
-    per-block maximum (the fold before regularisation).
+    (log-odds); it counts as confident by c = 1 − 1 / (1 + (e / e₀)⁸), e₀ =
+    :data:`EVIDENCE_SCALE`. A block whose own slice lies far outside the confident depths around
+    it (an island at another depth) counts as confident only if its evidence is also strong
+    next to theirs (:data:`ISOLATED_SPREAD`, :data:`RELATIVE_EVIDENCE`). Two membranes
+    (:func:`_membrane`, weights e · c, targets the blocks' own best slices) interpolate depth:
+    a smooth one d̂ and a close one d̃. Each slice's score becomes
+    R_z = S_z − λ · [P (1 − c)(z − d̂)² + T min((z − d̃)², cap)]: a block without evidence takes
+    d̂, the depth continued from its confident neighbours, a near-tie goes to the slice nearer
+    d̃, and a block with clear evidence keeps its slice. λ = ``smoothing``; ``smoothing=0`` is
+    the plain per-block maximum (the fold before regularisation). One slice of the volume
+    at a time (bounded memory), on the whole block grid after every tile is scored, so tiled
+    and untiled runs agree exactly.
 
-    Confidence, in [0, 1]: (1 − g) · tanh(m⁺ / e₀), m the block's own margin
-    S(d) − max S(z) over slices z more than one away from its slice d (any other slice in a
-    stack of ≤ 3). Near 1 where the block's own scores clearly pick its depth, 0 where its
-    depth is a guess taken from its neighbours.
+    Confidence, in [0, 1]: c · tanh(m⁺ / e₀), m the block's own margin S(d) − max S(z) over
+    slices z more than one away from its slice d (any other slice in a stack of ≤ 3). Near 1
+    where the block's own scores clearly pick its depth, 0 where its depth is a guess taken
+    from its neighbours.
     """
     n_slices = volume.shape[0]
     top = np.asarray(volume[0], np.float32).copy()
+    own_best = np.zeros(volume.shape[1:], np.uint16)
     total = np.zeros(volume.shape[1:], np.float32)
     for z in range(n_slices):
         plane = np.asarray(volume[z], np.float32)
-        np.maximum(top, plane, out=top)
+        if z:
+            better = plane > top
+            top[better] = plane[better]
+            own_best[better] = z
         total += plane
-    evidence = np.maximum(top - total / np.float32(n_slices), 0, dtype=np.float32)
-    del top, total
-    own = 1 - 1 / (1 + (evidence / np.float32(EVIDENCE_SCALE)) ** np.float32(GATE_POWER))
-    best = np.zeros(volume.shape[1:], np.uint16)
-    best_score = None
-    if smoothing > 0:
-        weight = evidence ** np.float32(EVIDENCE_POWER)
-        coefficients = _neighbour_coefficients(weight, np.float32(smoothing) * (1 - own))
-    del evidence
-    for z in range(n_slices):
-        score = np.array(volume[z], np.float32)
-        if smoothing > 0:
-            weighted = weight * score
-            for sigma, coefficient in zip(SMOOTHING_SCALES, coefficients, strict=True):
-                blurred = _blur(weighted, sigma)
-                blurred *= coefficient
-                score += blurred
-                del blurred
-            del weighted
-        if best_score is None:
-            best_score = score
-        else:
-            better = score > best_score
-            best_score[better] = score[better]
-            best[better] = z
-        del score
-    if smoothing > 0:
-        del weight, coefficients
-    del best_score
+    total /= np.float32(-n_slices)
+    total += top
+    evidence = np.maximum(total, 0, out=total)  # in place: top − mean
+    del top
+    parts = None
+    if smoothing <= 0:
+        best = own_best
+        own = _gate(evidence, np.float32(EVIDENCE_SCALE), GATE_POWER)
+        del evidence
+    else:
+        best, own, parts = _regularised_best(volume, own_best, evidence, np.float32(smoothing))
+        del own_best
     reach = 1 if n_slices > 3 else 0  # rivals: slices more than one away, if the stack has them
     chosen = np.zeros(volume.shape[1:], np.float32)
     rival = np.full(volume.shape[1:], -np.inf, np.float32)
@@ -354,7 +444,149 @@ def _regularise(volume: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.nd
     chosen /= np.float32(EVIDENCE_SCALE)
     np.tanh(chosen, out=chosen)
     chosen *= own
-    return best, chosen
+    return best, chosen, parts
+
+
+def _regularised_best(
+    volume: np.ndarray, own_best: np.ndarray, evidence: np.ndarray, smoothing: np.float32
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """:func:`_regularise`'s decision for ``smoothing`` > 0: (slice per block, confidence c,
+    the terms of the regularised scores for :func:`_penalised`)."""
+    n_slices = volume.shape[0]
+    own = _gate(evidence, np.float32(EVIDENCE_SCALE), GATE_POWER)
+    # islands: far from the confident depths around them, and weak next to their evidence
+    local = _blur(evidence * evidence, LOCAL_SCALE)
+    local /= np.maximum(_blur(evidence, LOCAL_SCALE), np.float32(1e-6))  # e-weighted mean e
+    local *= np.float32(RELATIVE_EVIDENCE)
+    np.maximum(local, np.float32(1e-6), out=local)
+    relative = _gate(evidence, local, RELATIVE_POWER)
+    del local
+    weight = evidence * own
+    weight *= relative
+    # the confident depths around each block: weighted mean and spread
+    covered = np.maximum(_blur(weight, LOCAL_SCALE), np.float32(1e-6))
+    depth = own_best.astype(np.float32)
+    mean = _blur(weight * depth, LOCAL_SCALE)
+    mean /= covered
+    depth *= depth
+    spread = _blur(weight * depth, LOCAL_SCALE)
+    del depth
+    spread /= covered
+    spread -= mean * mean
+    np.sqrt(np.maximum(spread, 0, out=spread), out=spread)
+    del covered, weight
+    spread *= np.float32(ISOLATED_SPREAD)
+    np.maximum(spread, np.float32(ISOLATED_REACH), out=spread)
+    mean -= own_best
+    isolated = np.abs(mean) > spread
+    del mean, spread
+    own[isolated] *= relative[isolated]
+    del relative, isolated
+    weight = evidence * own
+    del evidence
+    last = np.float32(n_slices - 1)
+    smooth, close = _membrane(weight, own_best, (SMOOTH_STIFFNESS, CLOSE_STIFFNESS))
+    del weight
+    np.clip(smooth, 0, last, out=smooth)
+    np.clip(close, 0, last, out=close)
+    pull = smoothing * np.float32(PRIOR_STRENGTH) * (1 - own)
+    parts = (smooth, close, pull, np.asarray(smoothing * np.float32(TIE_STRENGTH), np.float32))
+    best = np.zeros(volume.shape[1:], np.uint16)
+    best_score = np.full(volume.shape[1:], -np.inf, np.float32)
+    for z in range(n_slices):
+        score = _penalised(volume, z, parts)
+        better = score > best_score
+        best_score[better] = score[better]
+        best[better] = z
+        del score, better
+    return best, own, parts
+
+
+def _penalised(
+    volume: np.ndarray, z: int, parts: tuple[np.ndarray, ...], rows: slice = slice(None)
+) -> np.ndarray:
+    """Slice z's regularised scores R_z on the block grid, or on its ``rows`` (see
+    :func:`_regularise`)."""
+    smooth, close, pull, tie = parts
+    score = np.array(volume[z, rows], np.float32)
+    offset = np.subtract(np.float32(z), smooth[rows], dtype=np.float32)
+    offset *= offset
+    offset *= pull[rows]
+    score -= offset
+    np.subtract(np.float32(z), close[rows], out=offset)
+    offset *= offset
+    np.minimum(offset, np.float32(TIE_CAP), out=offset)
+    offset *= tie
+    score -= offset
+    return score
+
+
+#: Pixels per strip of :func:`_pixel_depth` (whole rows, at least two; bounded memory).
+PIXEL_STRIP = 8192
+
+
+def _pixel_depth(
+    volume: np.ndarray, best: np.ndarray, parts: tuple[np.ndarray, ...] | None, shape: tuple[int, int]
+) -> np.ndarray:
+    """The depth map at pixel resolution: each 2×2 block's slice, except along depth edges,
+    where a pixel takes, among the slices of the four blocks around it, the one whose
+    regularised scores interpolated bilinearly to the pixel are highest. Edges between depth
+    regions then run through the pixels where the scores cross, not along the block grid
+    (no 2-px staircase). ``parts=None`` (no regularisation): the plain block expansion.
+    Strips of about :data:`PIXEL_STRIP` pixels; the result does not depend on the strips."""
+    depth = grid_to_pixels(best, shape)
+    if parts is None or min(best.shape) < 2:
+        return depth
+    edge = ndimage.maximum_filter(best, 3, mode="nearest") != ndimage.minimum_filter(best, 3, mode="nearest")
+    h, w = best.shape
+    block_cols = np.minimum(np.arange(shape[1]) // SCORE_STRIDE, w - 1)  # as grid_to_pixels
+    strip = max(2, PIXEL_STRIP // shape[1])
+    for top in range(0, shape[0], strip):
+        bottom = min(shape[0], top + strip)
+        block_rows = np.minimum(np.arange(top, bottom) // SCORE_STRIDE, h - 1)
+        band = edge[block_rows][:, block_cols]
+        found_rows, found_cols = np.nonzero(band)
+        if not len(found_rows):
+            continue
+        rows = found_rows.astype(np.int32) + np.int32(top)
+        cols = found_cols.astype(np.int32)
+        del found_rows, found_cols
+        # block (i, j) covers pixels 2i, 2i + 1: its centre is at pixel 2i + 0.5
+        fy = (rows.astype(np.float32) - np.float32(0.5)) / np.float32(SCORE_STRIDE)
+        fx = (cols.astype(np.float32) - np.float32(0.5)) / np.float32(SCORE_STRIDE)
+        i0 = np.clip(np.floor(fy).astype(np.int32), 0, h - 2)
+        j0 = np.clip(np.floor(fx).astype(np.int32), 0, w - 2)
+        wy = np.clip(fy - i0, 0, 1)
+        wx = np.clip(fx - j0, 0, 1)
+        del fy, fx
+        lo = int(i0.min())
+        hi = int(i0.max()) + 2
+        local = i0 - lo
+        stencil = [(local, j0, (1 - wy) * (1 - wx)), (local, j0 + 1, (1 - wy) * wx)]
+        stencil += [(local + 1, j0, wy * (1 - wx)), (local + 1, j0 + 1, wy * wx)]
+        labels = np.stack([best[lo + i, j] for i, j, _ in stencil])
+        chosen = depth[rows, cols]
+        top_score = np.full(len(rows), -np.inf, np.float32)
+        for z in np.unique(labels):
+            candidate = np.nonzero((labels == z).any(axis=0))[0]
+            score = _penalised(volume, int(z), parts, slice(lo, hi))
+            value = np.zeros(len(candidate), np.float32)
+            for i, j, weight in stencil:
+                value += score[i[candidate], j[candidate]] * weight[candidate]
+            del score
+            better = value > top_score[candidate]
+            top_score[candidate[better]] = value[better]
+            chosen[candidate[better]] = z
+        depth[rows, cols] = chosen
+    return depth
+
+
+def _fold_volume(
+    volume: np.ndarray, smoothing: float, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A score volume's depth map (:func:`_pixel_depth`) and confidence, both at pixel resolution."""
+    best, confidence, parts = _regularise_parts(volume, smoothing)
+    return _pixel_depth(volume, best, parts, shape), grid_to_pixels(confidence, shape)
 
 
 def _soft_fold(
@@ -366,13 +598,13 @@ def _soft_fold(
     progress: ProgressCallback | None,
     smoothing: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per 2×2 pixel block, the slice that most clearly beats the stack's mean image, regularised.
+    """Per pixel, the slice that most clearly beats the stack's mean image, regularised.
 
-    The score volume (:func:`_score_volume`) regularised by :func:`_regularise`. Returns
-    ``(slice per block, confidence)``, both (h + 7, w + 7).
+    The score volume (:func:`_score_volume`) regularised by :func:`_regularise`, expanded to
+    pixels by :func:`_pixel_depth`. Returns ``(depth map, confidence)``, both (Y, X).
     """
     volume = _score_volume(model, grey, device, tile, precision, progress)
-    return _regularise(volume, smoothing)
+    return _fold_volume(volume, smoothing, grey.shape[1:])
 
 
 def _pairwise(
@@ -520,11 +752,9 @@ def fuse_stack(
         depth = np.zeros(shape, np.uint16)
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
-        best_slice, block_confidence = _soft_fold(
+        depth, confidence = _soft_fold(
             network, grey, None, tile, precision, progress, options.depth_smoothing
         )
-        depth = grid_to_pixels(best_slice, shape)
-        confidence = grid_to_pixels(block_confidence, shape)
     else:
         tree = strategy == "pairwise-tree"
         depth, confidence = _pairwise(network, grey, settings, None, tile, precision, progress, tree=tree)
