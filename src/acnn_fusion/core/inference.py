@@ -404,11 +404,6 @@ def as_network(model: ACNN | Network, device: torch.device | None, precision: st
     return TorchNetwork(model, device if device is not None else torch.device("cpu"), precision)  # type: ignore[arg-type]
 
 
-def torch_loaded() -> bool:
-    """Whether this process has imported torch already (then its start-up is paid)."""
-    return "torch" in sys.modules
-
-
 def onnxruntime_installed() -> bool:
     """Whether onnxruntime can be imported (checked without importing it)."""
     return importlib.util.find_spec("onnxruntime") is not None
@@ -507,9 +502,10 @@ def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> 
     ``precision`` is not ``bf16`` (onnxruntime runs fp32), with one exception: where the CPU
     computes bf16 natively and ``precision`` is ``auto``, torch's bf16 network is about twice
     as fast, so torch runs inputs of more than :data:`BF16_BREAK_EVEN_MEGAPIXELS` (``megapixels``:
-    what the branch will see; unknown counts as large) and whenever torch is already
-    imported (its start-up is paid). Torch otherwise. ``onnx`` refuses what it cannot do
-    instead of falling back.
+    what the branch will see; unknown counts as large). The choice depends only on the
+    options, the input's size and the machine, never on what the process imported before,
+    so a batch worker and an interactive session give the same result. Torch otherwise.
+    ``onnx`` refuses what it cannot do instead of falling back.
     """
     from acnn_fusion.core.weights import onnx_export
 
@@ -522,8 +518,8 @@ def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> 
     if options.runtime == "auto":
         usable = on_cpu and options.precision != "bf16" and onnxruntime_installed()
         if usable and options.precision == "auto" and _cpu_has_native_bf16():
-            small = megapixels is not None and megapixels <= BF16_BREAK_EVEN_MEGAPIXELS
-            usable = small and not torch_loaded()
+            # never "torch is imported already": the answer must not depend on the process's history
+            usable = megapixels is not None and megapixels <= BF16_BREAK_EVEN_MEGAPIXELS
         return "onnx" if usable and onnx_export(options.weights) is not None else "torch"
     if device not in ("auto", "cpu"):
         raise ValueError(f"runtime onnx runs on the CPU only; use device cpu or runtime torch for {device}")
