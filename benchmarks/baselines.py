@@ -1,7 +1,8 @@
 """Classic fusion baselines the ACNN has to beat (our own implementations).
 
-Pairs: local variance and Laplacian energy decision maps (with the ACNN pipeline's own
-threshold and small-region clean-up), and Laplacian-pyramid fusion. Stacks: variance and
+Pairs: local variance and Laplacian energy decision maps (the ACNN pipeline's threshold and
+the paper's 1 % clean-up), Laplacian-energy focus maps put through the ACNN's whole default
+pipeline instead of the network's map, and Laplacian-pyramid fusion. Stacks: variance and
 Sobel projections (per pixel, the slice with the highest local measure, as in CLIJ's and
 Fiji's easy extended-depth-of-field) and a Laplacian-pyramid fold.
 """
@@ -11,7 +12,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from acnn_fusion.core.decision import ENERGY_FLOOR
 from acnn_fusion.core.imageops import joint_unit_range, to_grey
+from acnn_fusion.core.inference import focus_map_from_scores
+from acnn_fusion.core.model import PATCH_SIZE, SCORE_STRIDE
 from acnn_fusion.core.pipeline import FusionSettings, blend, decide
 
 
@@ -35,15 +39,65 @@ def sobel_energy(grey: np.ndarray, window: int = 15) -> np.ndarray:
 MEASURES = {"variance": local_variance, "laplacian": laplacian_energy, "sobel": sobel_energy}
 
 
-def fuse_pair_by_measure(a: np.ndarray, b: np.ndarray, measure: str) -> tuple[np.ndarray, np.ndarray]:
-    """Decision map from a focus measure (A where it is larger), ACNN clean-up; (fused, decision)."""
+def fuse_pair_by_measure(
+    a: np.ndarray, b: np.ndarray, measure: str, window: int = 15
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decision map from a focus measure in a ``window``² window (A where it is larger), the
+    paper's 1 % clean-up; (fused, decision). No boundary refinement or fine override:
+    ``benchmarks/network_value.py`` puts such maps through the whole default pipeline."""
     ga, gb = _grey01(a, b)
-    fa, fb = MEASURES[measure](ga), MEASURES[measure](gb)
+    fa, fb = MEASURES[measure](ga, window), MEASURES[measure](gb, window)
     focus = (fa > fb).astype(np.float32) + 0.5 * (fa == fb)
     # the focus map is binary, so a confidence gate means nothing: every region under 1 % goes
     clean_up = FusionSettings(threshold=0.5, min_region=0.01, min_region_px=0, region_confidence=1.0)
     decision = decide(focus, clean_up)
     return blend(a, b, decision), decision
+
+
+# Laplacian-energy focus maps for the ACNN's own pipeline (``fuse_from_focus_map``): the
+# network's focus map swapped for a classic focus measure (``benchmarks/network_value.py``).
+
+
+def _energy(grey: np.ndarray, window: int) -> np.ndarray:
+    lap = ndimage.laplace(grey.astype(np.float64))
+    return ndimage.uniform_filter(lap * lap, window)
+
+
+def ratio_map(ga: np.ndarray, gb: np.ndarray, window: int) -> np.ndarray:
+    """Soft Laplacian-energy focus map, ½ where neither image has detail."""
+    ea, eb = _energy(ga, window), _energy(gb, window)
+    return ((ea + ENERGY_FLOOR / 2) / (ea + eb + ENERGY_FLOOR)).astype(np.float32)
+
+
+def hard_map(ga: np.ndarray, gb: np.ndarray, window: int) -> np.ndarray:
+    ea, eb = _energy(ga, window), _energy(gb, window)
+    return ((ea > eb) + 0.5 * (ea == eb)).astype(np.float32)
+
+
+def patch_map(ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+    """Per 16×16 patch at stride 2: 1 if A has the higher Laplacian energy; patch-averaged."""
+
+    def patch_energy(grey: np.ndarray) -> np.ndarray:
+        lap = ndimage.laplace(grey.astype(np.float64))
+        c = np.pad(np.cumsum(np.cumsum(lap * lap, 0), 1), ((1, 0), (1, 0)))
+        p = PATCH_SIZE
+        sums = c[p:, p:] - c[:-p, p:] - c[p:, :-p] + c[:-p, :-p]
+        return sums[::SCORE_STRIDE, ::SCORE_STRIDE]
+
+    ea, eb = patch_energy(ga), patch_energy(gb)
+    scores = ((ea > eb) + 0.5 * (ea == eb)).astype(np.float32)
+    return focus_map_from_scores(scores, ga.shape)
+
+
+def fuse_pair_full_pipeline(a: np.ndarray, b: np.ndarray, focus_fn=None) -> tuple[np.ndarray, np.ndarray]:
+    """The Laplacian patch classifier's focus map (or ``focus_fn(grey_a, grey_b)``'s) through the
+    whole default pipeline, exactly as ``fuse_pair`` treats the network's map; (fused, decision)."""
+    from acnn_fusion.core.pipeline import PRESETS, fuse_from_focus_map, grey_pair
+
+    ga, gb = grey_pair(a, b)
+    focus = (focus_fn or patch_map)(ga, gb)
+    result = fuse_from_focus_map(a, b, focus, PRESETS["default"], grey=(ga, gb))
+    return result.fused, result.decision_map
 
 
 def _expand(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

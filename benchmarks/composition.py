@@ -217,6 +217,8 @@ def seam_scores(fused: np.ndarray, depth: np.ndarray, flat: np.ndarray) -> dict[
         boundary_steps.append(step[crosses & both_flat])
         interior_steps.append(step[~crosses & both_flat])
     boundary, interior = np.concatenate(boundary_steps), np.concatenate(interior_steps)
+    if boundary.size == 0:  # the depth map never switches slice inside the flat region
+        boundary = np.full(1, np.nan)
     band = ndimage.gaussian_filter(grey, 3.0) - ndimage.gaussian_filter(grey, 24.0)
     return {
         "flat_boundary_step": float(boundary.mean()),
@@ -331,12 +333,17 @@ def seams(shared: Path, out: Path, images: Path) -> None:
             tiles = [np.kron(c, np.ones((zoom, zoom, 1))) for c in crops]
             gap = np.ones((size * zoom, 6, 3))
             rows.append(np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1))
+        name = f"composition_{stem}.png"
         if rows:
             gap = np.ones((6, rows[0].shape[1], 3))
             montage = np.concatenate([r for row in rows for r in (row, gap)][:-1], axis=0)
-            name = f"composition_{stem}.png"
             write_image(images / name, np.round(montage * 255).astype(np.uint8))
             lines += ["", f"![{case}: {' | '.join([*methods, 'depth'])}](../images/{name})", ""]
+        else:  # no seam window to show: say so, and leave no montage of an older depth map behind
+            (images / name).unlink(missing_ok=True)
+            values, counts = np.unique(depth, return_counts=True)
+            slices = ", ".join(f"slice {z}: {n} px" for z, n in zip(values, counts, strict=True))
+            lines += ["", f"No flat window with a depth-map boundary to show ({slices}).", ""]
     _write(csv_rows, out / "composition_seams")  # CSV (and a plain table)
     (out / "composition_seams.md").write_text("\n".join(lines) + "\n")
 

@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/quality_pairs.py [--shared ../shared/data] [--out docs/results]
 
 Methods side by side in one run: the ACNN at β=0.5 (default) and β=0.9 (paper preset),
-decision-map baselines (local variance, Laplacian energy; same clean-up), a Laplacian
-pyramid, and on Lytro the published fused images of Liu et al.'s CNN, all scored by the
-same metric code. Writes CSV and Markdown tables to ``--out``.
+decision-map baselines (local variance, Laplacian energy; threshold and 1 % clean-up), the
+Laplacian-energy patch classifier's focus map through the whole default pipeline (the
+network's map swapped out, ``benchmarks/network_value.py``), a Laplacian pyramid, and on
+Lytro the published fused images of Liu et al.'s CNN, all scored by the same metric code.
+Writes CSV and Markdown tables to ``--out``.
 The network runs in fp32, so the numbers do not depend on the CPU (bf16, the default
 where native, changes 0.05 % of the Lytro-20 decision pixels: ``benchmarks/levers.py``).
 """
@@ -30,7 +32,7 @@ from acnn_fusion.core.weights import load_model
 from acnn_fusion.io import read_image
 from acnn_fusion.metrics import evaluate
 from acnn_fusion.synthetic import blob_mask, render_pair
-from baselines import fuse_pair_by_measure, laplacian_pyramid_fuse
+from baselines import fuse_pair_by_measure, fuse_pair_full_pipeline, laplacian_pyramid_fuse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +52,7 @@ def all_methods(a: np.ndarray, b: np.ndarray, weights: str | None = None) -> dic
     methods = acnn_fusions(a, b, weights)
     for measure in ("variance", "laplacian"):
         methods[measure] = fuse_pair_by_measure(a, b, measure)
+    methods["laplacian (full pipeline)"] = fuse_pair_full_pipeline(a, b)
     methods["pyramid"] = (laplacian_pyramid_fuse([a, b]), None)
     return methods
 
@@ -126,7 +129,7 @@ def synthetic(out: Path, weights: str | None) -> list[dict]:
                 "SSIM": structural_similarity(sharp, fused, data_range=255, channel_axis=channel_axis),
             }
             rows.append(row)
-        print(name, "  ".join(f"{r['method']} {r['PSNR']:.2f}" for r in rows[-5:]), flush=True)
+        print(name, "  ".join(f"{r['method']} {r['PSNR']:.2f}" for r in rows[-6:]), flush=True)
     _write(rows, out / "synthetic_pairs_per_case")
     _write(_means(rows, key="case"), out / "synthetic_pairs_means")
     return rows

@@ -130,3 +130,48 @@ def test_relative_defocus_pairs_compare_two_defocus_levels(image_folder):
     assert detail(relative.blurred) < detail(relative.sharp)
     diff = np.abs(relative.sharp.astype(np.float32) - relative.blurred).mean(axis=(1, 2))
     assert diff.min() >= 0.004
+
+
+def test_occlusion_scene_follows_the_two_layer_lens_model():
+    from scipy import ndimage
+
+    from acnn_fusion.training.data import occlusion_scene
+
+    grey = data.camera()[:192, :192].astype(np.float64) / 255
+    scene = occlusion_scene(grey, np.random.default_rng(2))
+    fg, bg = scene.mask, ~scene.mask
+    assert 0.2 < fg.mean() < 0.8
+    # A is the truth on the foreground, B far from it (beyond any PSF's reach)
+    far_bg = bg & ~ndimage.binary_dilation(fg, iterations=14)
+    np.testing.assert_array_equal(scene.image_a[fg], scene.truth[fg])
+    np.testing.assert_allclose(scene.image_b[far_bg], scene.truth[far_bg], atol=1e-6)
+    # next to the foreground, B's background carries the blurred foreground's glow
+    ring = bg & ndimage.binary_dilation(fg)
+    assert np.abs(scene.image_b[ring] - scene.truth[ring]).mean() > 0.01
+    # and A's background is defocused: less detail than the truth there
+    assert (
+        np.abs(np.diff(scene.image_a, axis=1))[far_bg[:, 1:]].mean()
+        < np.abs(np.diff(scene.truth, axis=1))[far_bg[:, 1:]].mean()
+    )
+
+
+def test_occlusion_pairs_put_the_source_nearer_the_truth_first(image_folder):
+    paths = sorted(image_folder.glob("*.png"))
+    plain = sample_patch_pairs(paths, patches_per_image=60, seed=4)
+    again = sample_patch_pairs(paths, patches_per_image=60, occlusion=0.0, seed=4)
+    np.testing.assert_array_equal(plain.sharp, again.sharp)  # off: the old pairs exactly
+    pairs = sample_patch_pairs(paths, patches_per_image=60, occlusion=1.0, seed=4)
+    assert len(pairs) > 50 and pairs.sharp.shape[1:] == (16, 16)
+    diff = np.abs(pairs.sharp.astype(np.float32) - pairs.blurred).mean(axis=(1, 2))
+    assert diff.min() >= 0.004
+
+    def energy(p: np.ndarray) -> np.ndarray:
+        from scipy import ndimage
+
+        return np.array([(ndimage.laplace(v.astype(np.float32)) ** 2).mean() for v in p])
+
+    # where the glow of a blurred foreground covers a sharp background, the source nearer
+    # the truth can have less detail: what a focus measure gets wrong and these pairs teach
+    glow_share = (energy(pairs.sharp) < energy(pairs.blurred)).mean()
+    plain_share = (energy(plain.sharp) < energy(plain.blurred)).mean()
+    assert glow_share > 0.02 and glow_share > 3 * plain_share

@@ -22,6 +22,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         ("ab-gain", float, 0.06, "gain spread between A and B"),
         ("ab-offset", float, 0.0, "offset spread between A and B"),
         ("relative-defocus", float, 0.0, "share of pairs comparing a light defocus with a stronger one, 0–1"),
+        ("occlusion", float, 0.0, "share of blurred copies rendered as occlusions with defocus spread, 0–1"),
     ]:
         dest = "learning_rate" if name == "lr" else name.replace("-", "_")
         train.add_argument(f"--{name}", dest=dest, type=kind, default=default, help=text)

@@ -49,6 +49,8 @@ class TrainConfig:
     weight_ambiguous: bool = False
     #: share of blurred copies that pit a light defocus against a stronger one (see data.py)
     relative_defocus: float = 0.0
+    #: share of blurred copies rendered as occlusion scenes with defocus spread (see data.py)
+    occlusion: float = 0.0
     #: weights file to start from (fine-tuning) instead of a random initialisation
     init: str | None = None
 
@@ -223,6 +225,7 @@ def train(
         train_paths,
         patches_per_image=config.patches_per_image,
         relative_defocus=config.relative_defocus,
+        occlusion=config.occlusion,
         seed=config.seed,
     )
     val_pairs = sample_patch_pairs(
