@@ -89,6 +89,29 @@ def test_stack_folder_good_and_bad_inputs(stack_folder, tmp_path, capsys):
     assert after == before
 
 
+@pytest.mark.parametrize("mode", ["stack", "auto"])
+def test_a_2d_tiff_in_a_stack_folder_is_skipped_not_failed(tmp_path, stack64, capsys, mode):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "stack.tif", stack64, metadata={"axes": "ZYX"})
+    tifffile.imwrite(folder / "flat.tif", stack64[0])  # a plain 2-D grey TIFF
+    tifffile.imwrite(folder / "photo.tif", np.zeros((32, 48, 3), np.uint8), photometric="rgb")
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), str(out), "--mode", mode]) == 0  # nothing failed
+    printed = capsys.readouterr().out
+    assert "1 fused, 2 skipped, 0 failed" in printed
+    assert "flat.tif: not a focal stack" in printed
+    report = json.loads((out / "batch_report.json").read_text())
+    entries = {e["file"]: e for e in report["entries"]}
+    assert {name: e["status"] for name, e in entries.items()} == {
+        "flat.tif": "skipped",
+        "photo.tif": "skipped",
+        "stack.tif": "ok",
+    }
+    assert "one image" in entries["flat.tif"]["error"] and entries["flat.tif"]["outputs"] == []
+    assert not (out / "flat_fused.tif").exists() and not (out / "flat.done.json").exists()
+
+
 def test_changed_parameter_or_missing_output_redoes(stack_folder, tmp_path):
     out = tmp_path / "out"
     first = run_batch(stack_folder, out, mode="stack")

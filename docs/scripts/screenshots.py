@@ -57,6 +57,8 @@ def pair_screenshots(viewer: napari.Viewer) -> None:
     save(viewer, "pair_widget.png")
 
     widget.run()  # fuses "sample A" and "sample B"; adds focus map, fused and decision map layers
+    hidden = [layer.name for layer in viewer.layers if not layer.visible]
+    print(f"hidden under the new fused image: {', '.join(hidden) or 'none'}")
     for layer in viewer.layers:
         layer.visible = layer.name.endswith(("fused", "decision map"))
     decision = next(layer for layer in viewer.layers if layer.name.endswith("decision map"))
@@ -94,8 +96,13 @@ def stack_screenshot(viewer: napari.Viewer) -> None:
     widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Focus fusion")[1]
     viewer.open_sample(PLUGIN, "stack")  # opened after docking: the widget switches to z-stack itself
     assert widget.mode.value == "z-stack", widget.mode.value
+    # physical sizes as an ImageJ file's `spacing` and resolution would give them (the synthetic
+    # sample has none): 2 µm between slices, 0.5 µm pixels, so the depth shows in µm
+    stack = viewer.layers["sample stack"]
+    stack.scale, stack.units = (2.0, 0.5, 0.5), ("µm", "µm", "µm")
     widget.run()
-    viewer.layers["sample stack"].visible = False
+    for layer in viewer.layers:  # the new fused image hid the layers under it: show the results
+        layer.visible = layer.name != "sample stack"
     _grid(viewer).enabled = True
     viewer.reset_view()
     save(viewer, "stack_fused.png")

@@ -69,6 +69,26 @@ def test_widget_runs_a_folder_and_shows_the_summary(make_napari_viewer, tiny_fol
     assert widget.last_report.ok == 1  # changed threshold: redone, not skipped
 
 
+def test_widget_counts_a_2d_tiff_as_skipped(make_napari_viewer, tiny_folder, tmp_path, small_stack):
+    tifffile.imwrite(tiny_folder / "flat.tif", small_stack[0, :48, :64])  # one plane, no z
+    viewer = make_napari_viewer()
+    widget = BatchFusionWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.input_dir.value = tiny_folder
+    widget.output_dir.value = tmp_path / "out"
+    widget.mode.value = "stack"
+    assert widget.run()
+    report = widget.last_report
+    assert {e.file: e.status for e in report.entries} == {
+        "broken.tif": "failed",
+        "flat.tif": "skipped",
+        "good.tif": "ok",
+    }
+    assert "1 fused, 1 skipped, 1 failed" in widget.summary.value
+    assert "failed: broken.tif" in widget.summary.value
+    assert "skipped as not stacks: flat.tif" in widget.summary.value
+
+
 def test_widget_refuses_missing_folders_and_same_folder(make_napari_viewer, tiny_folder):
     widget = BatchFusionWidget(make_napari_viewer())
     assert not widget.run()  # nothing chosen

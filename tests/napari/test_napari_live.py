@@ -46,6 +46,7 @@ def test_slider_recompute_runs_off_the_gui_thread(make_napari_viewer, grey_pair,
     monkeypatch.setattr(pipeline, "decide", recording)
     widget.threshold.value = 0.3
     qtbot.waitUntil(lambda: _shown_threshold(viewer) == pytest.approx(0.3), timeout=5000)
+    widget.live.wait()  # the fused image follows the decision map one event-loop turn later
     assert on_main and not any(on_main)  # decided, and never on the GUI thread
     focus_map = viewer.layers["sample focus map"].data
     expected = fuse_from_focus_map(grey_pair.image_a, grey_pair.image_b, focus_map, FusionSettings(0.3))
@@ -152,3 +153,64 @@ def test_script_closing_a_viewer_mid_run_exits_cleanly(tmp_path):
     assert done.returncode == 0, output  # no SIGABRT at exit
     assert "closed False" in done.stdout
     assert "has been deleted" not in output
+
+
+def test_large_pairs_are_decided_in_a_helper_process(make_napari_viewer, grey_pair, qtbot, monkeypatch):
+    from acnn_fusion.napari import _decider
+
+    monkeypatch.setattr(_decider, "PROCESS_MIN_PIXELS", 0)  # this small pair counts as large
+    viewer = _pair_viewer(make_napari_viewer, grey_pair)
+    widget = FocusFusionWidget(viewer)
+    assert widget.run()
+    shown = []
+    apply = widget.live._apply
+    widget.live._apply = lambda decision: (shown.append(decision), apply(decision))
+    for beta in (0.3, 0.7):
+        widget.threshold.value = beta
+        qtbot.waitUntil(lambda beta=beta: _shown_threshold(viewer) == pytest.approx(beta), timeout=60_000)
+        widget.live.wait()
+        focus_map = viewer.layers["sample focus map"].data
+        expected = fuse_from_focus_map(grey_pair.image_a, grey_pair.image_b, focus_map, FusionSettings(beta))
+        assert np.array_equal(viewer.layers["sample fused"].data, expected.fused)
+        assert np.array_equal(viewer.layers["sample decision map"].data == 1, expected.decision_map)
+    helper = _decider.helper().pid
+    assert helper is not None and helper != os.getpid()
+    assert {decision.pid for decision in shown} == {helper}  # one helper, kept between requests
+
+
+def test_the_fused_image_follows_the_decision_map_a_turn_later(make_napari_viewer, grey_pair, qtbot):
+    viewer = _pair_viewer(make_napari_viewer, grey_pair)
+    widget = FocusFusionWidget(viewer)
+    assert widget.run()
+    decision, fused = viewer.layers["sample decision map"], viewer.layers["sample fused"]
+    old_fused = fused.data.copy()
+    seen = []
+    decision.events.set_data.connect(lambda _e: seen.append(("decision", fused.data.copy())))
+    fused.events.set_data.connect(lambda _e: seen.append(("fused", decision.data.copy())))
+    widget.threshold.value = 0.2
+    qtbot.waitUntil(lambda: _shown_threshold(viewer) == pytest.approx(0.2), timeout=5000)
+    widget.live.wait()
+    assert [kind for kind, _ in seen] == ["decision", "fused"]
+    assert np.array_equal(seen[0][1], old_fused)  # when the map changed, the image had not yet
+    expected = fuse_from_focus_map(
+        grey_pair.image_a, grey_pair.image_b, viewer.layers["sample focus map"].data, FusionSettings(0.2)
+    )
+    assert not np.array_equal(expected.fused, old_fused)
+    assert np.array_equal(fused.data, expected.fused)
+    assert fused.metadata["threshold"] == pytest.approx(0.2)
+
+
+def test_a_new_fused_image_hides_the_layers_it_covers(make_napari_viewer, grey_pair):
+    viewer = _pair_viewer(make_napari_viewer, grey_pair)
+    small = viewer.add_image(grey_pair.image_a[:40, :50], name="crop", translate=(200, 300))
+    viewer.layers.move(viewer.layers.index(small), 0)
+    widget = FocusFusionWidget(viewer)
+    widget.layer_a.value, widget.layer_b.value = viewer.layers["sample A"], viewer.layers["sample B"]
+    assert widget.run()
+    hidden = {layer.name for layer in viewer.layers if not layer.visible}
+    assert hidden == {"sample A", "sample B", "sample focus map"}  # all under the opaque fused image
+    assert viewer.layers["crop"].visible  # lies outside it
+    assert viewer.layers["sample decision map"].visible and viewer.layers["sample fused"].visible
+    viewer.layers["sample A"].visible = True  # the user's choice stands on a re-run
+    assert widget.run()
+    assert viewer.layers["sample A"].visible

@@ -44,6 +44,7 @@ def test_painting_the_decision_map_refuses_that_region(make_napari_viewer, grey_
     focus_map = viewer.layers["sample focus map"].data
     free = fuse_from_focus_map(grey_pair.image_a, grey_pair.image_b, focus_map, FusionSettings(0.2))
     qtbot.waitUntil(lambda: decision.metadata["threshold"] == pytest.approx(0.2), timeout=5000)
+    widget.live.wait()  # the fused image follows the decision map one event-loop turn later
     assert np.array_equal(fused.data[changed], grey_pair.image_b[changed])
     assert np.all(decision.data[changed] == FROM_B)
     assert np.array_equal(fused.data[~changed], free.fused[~changed])
@@ -53,6 +54,7 @@ def test_painting_the_decision_map_refuses_that_region(make_napari_viewer, grey_
     qtbot.waitUntil(
         lambda: np.all(viewer.layers["sample decision map"].data[changed] == FROM_B), timeout=5000
     )
+    widget.live.wait()
     assert np.array_equal(viewer.layers["sample fused"].data[changed], grey_pair.image_b[changed])
 
     # until reset: the computed decision comes back

@@ -104,6 +104,7 @@ def test_live_threshold_reuses_the_focus_map(make_napari_viewer, grey_pair, focu
             ),
             timeout=3000,
         )
+        widget.live.wait()  # the fused image follows the decision map one event-loop turn later
         assert np.array_equal(fused_layer.data, expected.fused)
     assert len(focus_map_calls) == 1  # the network ran once
     assert viewer.layers["sample fused"] is fused_layer

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acnn_fusion.io import TIFF_SUFFIXES, find_pairs, natural_key
+from acnn_fusion.io.stacks import inspect_tiff
 from acnn_fusion.options import Kind
 
 MODES = ("auto", "stack", "pair")
@@ -19,6 +20,7 @@ class Job:
     kind: Kind
     inputs: tuple[Path, ...]
     problem: str = ""  # set: fails without being read (e.g. an A without its B)
+    skip: str = ""  # set: skipped without being read, and why (e.g. a 2-D TIFF in a stack folder)
 
     @property
     def label(self) -> str:
@@ -34,8 +36,22 @@ class Job:
         return names
 
 
+def single_image(path: Path) -> str:
+    """Why the TIFF ``path`` is one image rather than a focal stack, from its header; "" if
+    it may be a stack (or its header cannot be read: reading it then fails and says why)."""
+    try:
+        axes, shape = inspect_tiff(path)
+    except Exception:
+        return ""
+    kept = "".join(a for a, n in zip(axes, shape, strict=False) if n != 1 or a in "YX")
+    if "Y" not in kept or "X" not in kept or not set(kept) <= set("YXSC"):
+        return ""
+    return f"not a focal stack: one image ({kept} {tuple(n for n in shape if n != 1)}), no slices to fold"
+
+
 def find_stack_jobs(folder: Path) -> list[Job]:
-    """Every visible ``*.tif``/``*.tiff`` file of ``folder`` as a focal stack."""
+    """Every visible ``*.tif``/``*.tiff`` file of ``folder`` as a focal stack; a single image
+    (a plain 2-D TIFF, grey or colour) is a job to skip."""
     files = sorted(
         (
             p
@@ -44,7 +60,7 @@ def find_stack_jobs(folder: Path) -> list[Job]:
         ),
         key=natural_key,
     )
-    return [Job(p.stem, "stack", (p,)) for p in files]
+    return [Job(p.stem, "stack", (p,), skip=single_image(p)) for p in files]
 
 
 def find_pair_jobs(folder: Path, suffixes: tuple[str, str] | None = None) -> list[Job]:

@@ -486,6 +486,8 @@ def _settle_early(
     for index, job in enumerate(jobs):
         if job.problem:
             settle(index, BatchEntry(job.label, "failed", job.problem))
+        elif job.skip:
+            settle(index, BatchEntry(job.label, "skipped", job.skip))
         elif job.name in names_seen:
             settle(
                 index, BatchEntry(job.label, "failed", f"another input already writes {job.name}_fused.tif")

@@ -40,7 +40,7 @@ class BatchEntry:
 
     file: str  # the input's file name (pairs: "A + B")
     status: str  # ok, failed, skipped or cancelled
-    error: str = ""
+    error: str = ""  # failed: why; skipped: why, unless done by an earlier run (then outputs are set)
     seconds: float = 0.0
     outputs: list[str] = field(default_factory=list)
 

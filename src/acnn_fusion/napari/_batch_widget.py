@@ -196,6 +196,9 @@ class BatchFusionWidget(Container):
         text = f"{report.summary()} in {seconds:.1f} s"
         if failed:
             text += "; failed: " + ", ".join(e.file for e in failed)
+        not_stacks = [e for e in report.entries if e.status == "skipped" and e.error]
+        if not_stacks:
+            text += "; skipped as not stacks: " + ", ".join(e.file for e in not_stacks)
         text += f"; report: {report.output_dir / 'batch_report.csv'}"
         set_status(self.summary, text, notify_details=False)
         self.open_button.enabled = any(e.status == "ok" for e in report.entries)

@@ -1,7 +1,8 @@
 """3-D height view: the fused image draped over its depth map, in physical units.
 
 The depth map's slice indices become heights ``z_translate + index × z_scale`` (the z axis's
-scale and offset of the stack layer, i.e. the file's z spacing where the reader found one),
+scale and offset of the stack layer, i.e. the file's z spacing where the reader found one:
+heights in µm then; without a z spacing, in slices),
 on a grid of at most :data:`MAX_GRID` vertices a side. Each vertex takes the fused image's
 colour, and cells whose confidence is below ``min_confidence`` are left out, so regions the
 fold was unsure about show as holes instead of spikes. The result is a napari Surface layer.
@@ -109,7 +110,7 @@ def show_height_view(viewer: Any) -> Any:
         translate=place.translate,
         contrast=tuple(fused.contrast_limits) if not job.rgb else None,
     )
-    unit = str(job.units) if job.units is not None else "pixel"
+    unit = job.z_unit or "slices"
     name = f"{job.name} height surface"
     old = output_layer(viewer, name)
     if old is not None:
@@ -119,6 +120,7 @@ def show_height_view(viewer: Any) -> Any:
         name=name,
         vertex_colors=colours,
         shading="smooth",
+        units=(job.units if job.units is not None else "pixel", *place.units),
         metadata={
             OUTPUT_KEY: name,
             "description": f"fused image over the depth map; height in {unit} "

@@ -128,6 +128,17 @@ class StackJob:
     def load(self) -> None:
         self.stack = read_array(self.stack)
 
+    @property
+    def z_unit(self) -> str | None:
+        """The z axis's length unit ("µm"), or None when z is counted in slices (no spacing)."""
+        return length_unit(self.units)
+
+    def depth_values(self, index: np.ndarray) -> np.ndarray:
+        """Slice indices → z positions (float32): ``z_translate + index × z_scale``, i.e. the
+        world z of each slice, in :attr:`z_unit` when the z spacing is known."""
+        z = np.float32(self.z_translate) + np.asarray(index, np.float32) * np.float32(self.z_scale)
+        return z.astype(np.float32, copy=False)
+
     def run(self, options: FusionOptions, progress: ProgressCallback | None = None) -> Any:
         from acnn_fusion.core.stack import fuse_stack
 
@@ -136,6 +147,20 @@ class StackJob:
 
     def estimate_seconds(self) -> float:
         return _pixels(tuple(self.stack.shape), self.rgb) / CPU_PIXELS_PER_SECOND["stack"]
+
+
+def length_unit(unit: Any) -> str | None:
+    """A napari axis unit as a short physical length ("µm", "nm"), or None for "pixel",
+    dimensionless or missing units (then the axis counts samples, not a distance)."""
+    if unit is None:
+        return None
+    text = str(unit)
+    if text in ("", "pixel", "dimensionless"):
+        return None
+    try:
+        return f"{unit:~}" or text
+    except (TypeError, ValueError):
+        return text
 
 
 def _check_pair_layers(layer_a: Layer, layer_b: Layer) -> None:

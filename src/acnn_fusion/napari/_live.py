@@ -3,7 +3,11 @@
 Moving β or the minimum region asks for a re-decision of the current pair session. At most
 one is computed at a time (off the GUI thread); requests arriving meanwhile replace each
 other, so only the newest runs next and a result that is no longer the newest is dropped.
-The GUI thread only swaps the layers' data.
+The GUI thread only swaps the layers' data, in two event-loop turns: ``apply`` (the decision
+map) at once, ``apply_later`` (the fused image) :data:`LATER_MS` later, after napari has
+drawn the first, so no frame uploads both images. A decision that is no longer the newest
+when its turn comes skips ``apply_later``: while β is being dragged only the decision map
+follows, and the fused image is refreshed once the newest decision is in.
 """
 
 from __future__ import annotations
@@ -11,18 +15,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from acnn_fusion.core.pipeline import FusionSettings
 from acnn_fusion.napari._session import Decision, PairSession
 
 ApplyCallback = Callable[[Decision], None]
 
+#: delay (ms) between showing a decision map and its fused image
+LATER_MS = 30
+
 
 class LiveDecider:
     """Computes :meth:`PairSession.decide` in a worker; ``apply(decision)`` on the GUI thread."""
 
-    def __init__(self, apply: ApplyCallback, on_error: Callable[[BaseException], None] | None = None) -> None:
+    def __init__(
+        self,
+        apply: ApplyCallback,
+        on_error: Callable[[BaseException], None] | None = None,
+        apply_later: ApplyCallback | None = None,
+    ) -> None:
         self._apply = apply
+        self._apply_later = apply_later
+        self._later: Decision | None = None  # shown, its second half still to come
+        self._later_timer: Any = None
         self._on_error = on_error
         self._pending: tuple[int, PairSession, FusionSettings] | None = None
         self._latest = 0  # number of the newest request
@@ -35,7 +51,7 @@ class LiveDecider:
 
     @property
     def busy(self) -> bool:
-        return self._busy or self._pending is not None
+        return self._busy or self._pending is not None or self._later is not None
 
     def request(self, session: PairSession, settings: FusionSettings) -> int:
         """Ask for a decision with ``settings``; returns the request's number."""
@@ -51,6 +67,7 @@ class LiveDecider:
         """A new request number for a decision computed elsewhere; in-flight results go stale."""
         self._latest += 1
         self._pending = None
+        self._later = None
         return self._latest
 
     def is_latest(self, decision: Decision) -> bool:
@@ -83,11 +100,32 @@ class LiveDecider:
             return
         if self.is_latest(decision):
             self._apply(decision)
+            self._schedule_later(decision)
         else:
             self.dropped += 1
             if self._pending is None and decision.request == self._latest:
                 # painted while computing: decide again so the new strokes are kept
                 self.request(decision.session, decision.settings)
+
+    def _schedule_later(self, decision: Decision) -> None:
+        if self._apply_later is None:
+            return
+        self._later = decision
+        if self._later_timer is None:
+            from qtpy.QtCore import QTimer
+
+            self._later_timer = QTimer()
+            self._later_timer.setSingleShot(True)
+            self._later_timer.setInterval(LATER_MS)
+            self._later_timer.timeout.connect(self._run_later)
+        self._later_timer.start()
+
+    def _run_later(self) -> None:
+        decision, self._later = self._later, None
+        if decision is None or self._closed or self._apply_later is None:
+            return
+        if self.is_latest(decision):
+            self._apply_later(decision)
 
     def _errored(self, exc: BaseException) -> None:
         if not self._closed and self._on_error is not None:
@@ -112,6 +150,12 @@ class LiveDecider:
         """Drop pending requests and wait for the running one (the viewer is closing)."""
         self._closed = True
         self._pending = None
+        self._later = None
+        if self._later_timer is not None:
+            try:
+                self._later_timer.stop()
+            except RuntimeError:  # Qt deleted it already (application exit)
+                pass
         self._idle.wait(timeout)
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from qtpy.QtCore import QTimer
 
 from acnn_fusion.napari import _session
 from acnn_fusion.napari._session import PairSession, StackSession
-from acnn_fusion.napari._show import output_layer
+from acnn_fusion.napari._show import output_layer, show_physical_depth
 
 #: layers whose paint events are connected (id → layer), so each is connected once
 _WATCHED: weakref.WeakValueDictionary[int, Labels] = weakref.WeakValueDictionary()
@@ -58,6 +58,8 @@ def apply_paint(
         else:
             fused.data[box] = session.fused_box(shown, box)
         fused.refresh()
+    if isinstance(session, StackSession) and shown is not None:
+        show_physical_depth(viewer, session.job, shown, box)
     return box
 
 
@@ -152,3 +154,4 @@ def show_stack_depth(viewer: Any, session: StackSession) -> None:
     layer.data = depth
     full = (slice(0, depth.shape[0]), slice(0, depth.shape[1]))
     fused.data = session.fused_box(depth, full)
+    show_physical_depth(viewer, session.job, depth)

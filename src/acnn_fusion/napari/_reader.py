@@ -104,13 +104,20 @@ def layer_data(stack: StackData, path: Path) -> list[LayerData]:
     unit = sizes.unit or "pixel"
     metadata: dict[str, Any] = {Z_AXIS_KEY: layer_axes.index(axes[found.z_axis]), SOURCE_KEY: str(path)}
     metadata["axes"] = layer_axes
+    metadata["z_spacing"] = stack.z_spacing  # None: the file gives none (depth then in slices)
     if stack.planes:
         metadata["planes"] = stack.planes
     if stack.skipped:
         metadata["skipped"] = stack.skipped
+    z_letter = axes[found.z_axis]
+
+    def size_key(axis: str) -> str:  # the folded axis takes the z spacing, whatever its letter
+        return "Z" if axis == z_letter else axis
+
+    # an axis is in the file's unit only where the file gives its step (no "1 µm" z guessed)
     kwargs: dict[str, Any] = {
-        "scale": tuple(sizes.sizes.get(axis, 1.0) for axis in layer_axes),
-        "units": tuple(unit if axis in "ZYX" else "pixel" for axis in layer_axes),
+        "scale": tuple(sizes.sizes.get(size_key(axis), 1.0) for axis in layer_axes),
+        "units": tuple(unit if size_key(axis) in sizes.sizes else "pixel" for axis in layer_axes),
         "axis_labels": tuple(axis.lower() for axis in layer_axes),
         "metadata": metadata,
     }

@@ -10,6 +10,7 @@ thread; everything that touches layers happens on the GUI thread.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from acnn_fusion.core.pipeline import FusionResult, FusionSettings, blend, fuse_from_focus_map, grey_pair
+from acnn_fusion.napari import _decider
 from acnn_fusion.napari._jobs import FROM_A, FROM_B, PairJob, StackJob
 from acnn_fusion.napari._layers import from_core_dtype
 
@@ -47,6 +49,7 @@ class Decision:
     paint_version: int
     request: int = 0
     thread: int = 0  # ident of the thread that computed it
+    pid: int = 0  # the process that ran the decision steps (large pairs: a helper process)
 
 
 @dataclass
@@ -59,20 +62,38 @@ class PairSession:
     computed: np.ndarray | None = None  # labels of the last decision (no overrides)
     shown: np.ndarray | None = None  # labels as last put into the layer
     paint_version: int = 0
+    key: int = field(default_factory=_decider.new_key)  # the inputs' key in the helper process
 
-    def decide(self, settings: FusionSettings, request: int = 0) -> Decision:
-        """Decision, override and blend for ``settings`` (no network; any thread)."""
+    def _decide_steps(self, settings: FusionSettings, in_process: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        """(decision map, fused, pid): in the helper process for large pairs, else here."""
+        a, b = self.job.a, self.job.b
+        if in_process:
+            return _decider.helper().decide(self.key, a, b, self.focus_map, settings)
         if self.grey is None and settings.refine_radius > 0:
-            self.grey = grey_pair(self.job.a, self.job.b)
+            self.grey = grey_pair(a, b)
+        result = fuse_from_focus_map(a, b, self.focus_map, settings, grey=self.grey)
+        return result.decision_map, result.fused, os.getpid()
+
+    def decide(
+        self, settings: FusionSettings, request: int = 0, *, in_process: bool | None = None
+    ) -> Decision:
+        """Decision, override and blend for ``settings`` (no network; any thread).
+
+        ``in_process`` (default: for pairs of :data:`._decider.PROCESS_MIN_PIXELS` or more)
+        runs the decision steps in the helper process, which keeps napari's interpreter lock
+        free while they run.
+        """
+        if in_process is None:
+            in_process = _decider.use_process(self.focus_map.shape)
         version = self.paint_version
         overrides = self.overrides
-        result = fuse_from_focus_map(self.job.a, self.job.b, self.focus_map, settings, grey=self.grey)
-        computed = np.where(result.decision_map, np.uint8(FROM_A), np.uint8(FROM_B))
+        decision_map, fused, pid = self._decide_steps(settings, in_process)
+        computed = np.where(decision_map, np.uint8(FROM_A), np.uint8(FROM_B))
         if overrides is not None and overrides.any():
             labels = np.where(overrides > 0, overrides, computed)
             fused = blend(self.job.a, self.job.b, labels == FROM_A)
         else:
-            labels, fused = computed, result.fused
+            labels = computed
         return Decision(
             self,
             settings,
@@ -82,7 +103,13 @@ class PairSession:
             version,
             request,
             threading.get_ident(),
+            pid,
         )
+
+    def prepare(self) -> None:
+        """Send a large pair's inputs to the helper process now, so the first β move is quick."""
+        if _decider.use_process(self.focus_map.shape):
+            _decider.helper().preload(self.key, self.job.a, self.job.b, self.focus_map)
 
     def result(self, decision: Decision) -> FusionResult:
         return FusionResult(

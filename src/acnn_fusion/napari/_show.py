@@ -2,7 +2,8 @@
 
 The decision map (pairs) and the depth map (stacks) are Labels layers, so the user can
 paint them; see :mod:`._paint`. Live re-decisions only replace the data of existing layers
-(:func:`show_decision`), which keeps the GUI thread's share of a threshold change small.
+(:func:`show_decision`, then :func:`show_fused`), which keeps the GUI thread's share of a
+threshold change small.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from napari.layers import Layer
+from napari.layers import Image, Layer
 from napari.utils.colormaps import DirectLabelColormap, ensure_colormap
 
 from acnn_fusion.core.pipeline import FusionResult
@@ -54,6 +55,39 @@ def _map_layer(
     )
 
 
+#: ``metadata`` key of a new fused layer: the names of the layers it covered, hidden then
+HID_KEY = "acnn_fusion_hid"
+
+
+#: blendings under which an opaque layer hides what lies below it
+_COVERING = ("translucent", "translucent_no_depth", "opaque")
+
+
+def hide_covered(viewer: Any, top: Layer) -> list[str]:
+    """Hide the image layers an opaque, newly added ``top`` layer covers entirely (2-D view).
+
+    They cannot be seen under it, but napari still draws every visible layer in every frame,
+    and on software OpenGL each full-canvas layer costs a frame several ms of CPU
+    (``benchmarks/event_loop.py``). Returns their names; showing them again is one click.
+    """
+    if viewer.dims.ndisplay != 2 or top.opacity < 1.0 or top.blending not in _COVERING:
+        return []
+    if getattr(top, "rgb", False) and np.asarray(top.data).shape[-1] == 4:
+        return []  # an alpha channel may show what lies under it
+    position = viewer.layers.index(top)
+    box = np.asarray(top.extent.world)[:, -2:]
+    hidden = []
+    for layer in list(viewer.layers)[:position]:
+        if not (isinstance(layer, Image) and layer.visible):
+            continue
+        extent = np.asarray(layer.extent.world)[:, -2:]
+        if np.all(extent[0] >= box[0]) and np.all(extent[1] <= box[1]):
+            layer.visible = False
+            hidden.append(layer.name)
+    top.metadata[HID_KEY] = hidden
+    return hidden
+
+
 def _settings_meta(settings: Any) -> dict[str, float]:
     return {"threshold": settings.threshold, "min_region": settings.min_region}
 
@@ -65,6 +99,7 @@ def show_pair(viewer: Any, job: PairJob, result: FusionResult, *, focus_map: boo
     """
     settings = _settings_meta(result.settings)
     place = job.placement.kwargs()
+    new = _find_output(viewer, f"{job.name} fused") is None
     shown = []
     if focus_map:
         shown.append(
@@ -109,29 +144,62 @@ def show_pair(viewer: Any, job: PairJob, result: FusionResult, *, focus_map: boo
             **place,
         )
     )
+    if new:
+        hide_covered(viewer, shown[-2])
     return shown
 
 
-def show_decision(viewer: Any, job: PairJob, labels: np.ndarray, fused: np.ndarray, settings: Any) -> bool:
-    """Replace the data of the pair's fused and decision layers; False if either is gone."""
+def show_decision(viewer: Any, job: PairJob, labels: np.ndarray, settings: Any) -> bool:
+    """Replace the data of the pair's decision layer; False if it (or the fused layer) is gone.
+
+    The fused image follows in :func:`show_fused`, one event-loop turn later, so that one
+    frame never uploads both images (``benchmarks/event_loop.py``).
+    """
     fused_layer = _find_output(viewer, f"{job.name} fused")
     decision_layer = _find_output(viewer, f"{job.name} decision map")
     if fused_layer is None or decision_layer is None:
         return False
-    if fused_layer.data.shape != fused.shape or decision_layer.data.shape != labels.shape:
+    if fused_layer.data.shape[:2] != labels.shape or decision_layer.data.shape != labels.shape:
         return False
-    meta = _settings_meta(settings)
-    fused_layer.data = fused
-    decision_layer.data = labels
-    fused_layer.metadata.update(meta)
-    decision_layer.metadata.update(meta)
+    replace_data(decision_layer, labels)
+    decision_layer.metadata.update(_settings_meta(settings))
     return True
 
 
+def show_fused(viewer: Any, job: PairJob, fused: np.ndarray, settings: Any) -> bool:
+    """Replace the data of the pair's fused layer; False if it is gone or has another shape."""
+    fused_layer = _find_output(viewer, f"{job.name} fused")
+    if fused_layer is None or fused_layer.data.shape != fused.shape:
+        return False
+    replace_data(fused_layer, fused)
+    fused_layer.metadata.update(_settings_meta(settings))
+    return True
+
+
+def replace_data(layer: Layer, data: np.ndarray) -> None:
+    """Put new pixels into ``layer``: copied into its own array when shape and dtype match
+    (napari then only re-slices; assigning ``layer.data`` also re-checks dims and extent,
+    ~10 ms more of GUI-thread work per 1536×2048 layer), else assigned."""
+    current = layer.data
+    if (
+        isinstance(current, np.ndarray)
+        and current.flags.writeable
+        and current.shape == data.shape
+        and current.dtype == data.dtype
+        and not np.may_share_memory(current, data)
+    ):
+        current[...] = data
+        layer.refresh()
+    else:
+        layer.data = data
+
+
 def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
-    """Add or update ``<name> confidence``, ``<name> fused`` and ``<name> depth map``."""
+    """Add or update ``<name> confidence``, ``<name> depth (µm)`` (when the z spacing is
+    known), ``<name> depth map`` (slice index, paintable) and ``<name> fused``."""
     n_slices = job.stack.shape[0]
     place = job.placement.kwargs()
+    new = _find_output(viewer, f"{job.name} fused") is None
     confidence = _map_layer(
         viewer,
         job.name,
@@ -145,6 +213,13 @@ def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
         ),
         strategy=result.strategy,
     )
+    unit = job.z_unit
+    physical = physical_depth_name(job)
+    if physical is not None:
+        show_physical_depth(viewer, job, result.depth_map)
+        values = f"slice index; the same depth in {unit} is the layer {physical!r}"
+    else:
+        values = "slice index: no z spacing is known, so depth is counted in slices"
     depth = upsert_layer(
         viewer,
         f"{job.name} depth map",
@@ -154,12 +229,14 @@ def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
         opacity=0.7,
         metadata={
             ROLE_KEY: "depth",
+            "values": values,
             "description": "index of the in-focus slice (paint a slice index to take that slice); "
-            "depth = z_translate + index × z_scale",
+            "z = z_translate + index × z_scale",
             "z_axis": job.axis,
             "z_scale": job.z_scale,
             "z_translate": job.z_translate,
-            "z_unit": str(job.units) if job.units is not None else None,
+            "z_unit": unit,
+            "z_spacing": job.z_scale if unit is not None else None,
             "n_slices": int(n_slices),
         },
         **place,
@@ -174,7 +251,56 @@ def show_stack(viewer: Any, job: StackJob, result: Any) -> list[Layer]:
         **job.look,
         **place,
     )
+    if new:
+        hide_covered(viewer, fused)
     return [confidence, depth, fused]
+
+
+def physical_depth_name(job: StackJob) -> str | None:
+    """``<stack> depth (µm)``: the depth map in the stack's z unit; None without a z spacing."""
+    unit = job.z_unit
+    return None if unit is None else f"{job.name} depth ({unit})"
+
+
+def show_physical_depth(
+    viewer: Any, job: StackJob, depth: np.ndarray, box: tuple[slice, slice] | None = None
+) -> Layer | None:
+    """Add or update the depth map in physical units (float32 z of each pixel's slice).
+
+    ``box`` updates only that region (after a paint stroke). The paintable layer stays the
+    slice-index ``<stack> depth map``; this one follows it. None when z has no unit.
+    """
+    name = physical_depth_name(job)
+    if name is None:
+        return None
+    if box is not None:
+        layer = _find_output(viewer, name)
+        if layer is not None and layer.data.shape == depth.shape:
+            layer.data[box] = job.depth_values(depth[box])
+            layer.refresh()
+            return layer
+    top = job.depth_values(np.array([0, job.stack.shape[0] - 1]))
+    low, high = float(top.min()), float(top.max())
+    return upsert_layer(
+        viewer,
+        name,
+        job.depth_values(depth),
+        "image",
+        colormap="viridis",
+        contrast_limits=(low, high if high > low else low + 1.0),
+        metadata={
+            ROLE_KEY: "z_depth",
+            "description": f"z of the in-focus slice, in {job.z_unit} "
+            f"(z = {job.z_translate} + slice × {job.z_scale}); paint slice indices in "
+            f"{job.name + ' depth map'!r}",
+            "z_unit": job.z_unit,
+            "z_spacing": job.z_scale,
+            "z_translate": job.z_translate,
+            "slice_index_layer": f"{job.name} depth map",
+            "n_slices": int(job.stack.shape[0]),
+        },
+        **job.placement.kwargs(),
+    )
 
 
 def output_layer(viewer: Any, name: str) -> Layer | None:

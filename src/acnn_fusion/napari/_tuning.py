@@ -15,7 +15,7 @@ from acnn_fusion.napari import _paint, _session
 from acnn_fusion.napari._jobs import FROM_A, FROM_B, PairJob, StackJob
 from acnn_fusion.napari._panel import PAIR
 from acnn_fusion.napari._session import Decision, PairSession, StackSession
-from acnn_fusion.napari._show import output_layer, show_decision, show_pair, show_stack
+from acnn_fusion.napari._show import output_layer, show_decision, show_fused, show_pair, show_stack
 from acnn_fusion.napari._status import set_status
 from acnn_fusion.options import FusionOptions
 
@@ -76,6 +76,7 @@ class TuningMixin:
         show_pair(self._viewer, job, result)
         computed = np.where(result.decision_map, np.uint8(FROM_A), np.uint8(FROM_B))
         session.computed, session.shown = computed, computed.copy()
+        session.prepare()
         _paint.watch(self._viewer, "pair", output_layer(self._viewer, f"{job.name} decision map"))
 
     def show_stack_result(self, job: StackJob, result: Any) -> None:
@@ -119,12 +120,16 @@ class TuningMixin:
         self.live.request(session, self.fusion_options().settings())
 
     def _apply_decision(self, decision: Decision) -> None:
-        """Show a re-decision (GUI thread) if its session is still the current one."""
+        """Show a re-decision's map (GUI thread) if its session is still the current one.
+
+        Its fused image follows in :meth:`_apply_fused` (the live decider calls it one
+        event-loop turn later).
+        """
         session = decision.session
         if not self._alive or _session.current(self._viewer, "pair") is not session:
             return
         job = session.job
-        if not show_decision(self._viewer, job, decision.labels, decision.fused, decision.settings):
+        if not show_decision(self._viewer, job, decision.labels, decision.settings):
             show_pair(self._viewer, job, session.result(decision), focus_map=False)
             _paint.watch(self._viewer, "pair", output_layer(self._viewer, f"{job.name} decision map"))
         computed = decision.computed
@@ -135,6 +140,13 @@ class TuningMixin:
         if session.overrides is not None and session.overrides.any():
             text += f", {int(np.count_nonzero(session.overrides))} px painted"
         set_status(self.status, text, notify_details=False)
+
+    def _apply_fused(self, decision: Decision) -> None:
+        """Show a re-decision's fused image (GUI thread), unless its session was replaced."""
+        session = decision.session
+        if not self._alive or _session.current(self._viewer, "pair") is not session:
+            return
+        show_fused(self._viewer, session.job, decision.fused, decision.settings)
 
     def _live_failed(self, exc: BaseException) -> None:
         if self._alive:

@@ -51,7 +51,9 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
         self._viewer = napari_viewer
         self._alive = True
         self.runner = FusionRunner(on_state=self._set_running, on_progress=self._on_progress)
-        self.live = LiveDecider(self._apply_decision, on_error=self._live_failed)
+        self.live = LiveDecider(
+            self._apply_decision, on_error=self._live_failed, apply_later=self._apply_fused
+        )
         choices = {
             "layer_a": self._a_choices,
             "layer_b": self._b_choices,
@@ -173,6 +175,7 @@ class FocusFusionWidget(ChoicesMixin, TuningMixin, Container):
             return None
         decision = session.decide(self.fusion_options().settings(), self.live.request_number())
         self._apply_decision(decision)
+        self._apply_fused(decision)
         return session.result(decision)
 
     # -- buttons and state ----------------------------------------------------------------
