@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from acnn_fusion.core.model import ACNN
 
 
-
 class WeightsError(ValueError):
     """The weights file is missing, altered or not an ACNN state dict."""
 
