@@ -184,3 +184,18 @@ def test_decision_memory_is_bounded_by_the_band(monkeypatch):
     # the result is 1 B/px and a 106-row window's temporaries ~2 B/px of this image; the
     # whole-image steps hold greys (8 B/px), labels (4 B/px) and more at once
     assert peak < 4 * a.size
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (2, 1), (5, 1), (7, 9), (64, 257)])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_running_median_equals_ndimage_median_filter(shape, axis):
+    """The min/max network of the 5-px running median gives ndimage's values, edges included."""
+    from scipy import ndimage
+
+    from acnn_fusion.core.decision import _running_median
+
+    rng = np.random.default_rng(3)
+    values = rng.random(shape).astype(np.float32)
+    values[rng.random(shape) < 0.3] = 0.5  # ties
+    size = (5, 1) if axis == 0 else (1, 5)
+    assert np.array_equal(_running_median(values, 5, axis), ndimage.median_filter(values, size=size))

@@ -164,8 +164,30 @@ def robust_energy(grey: np.ndarray, window: int) -> np.ndarray:
     image whose edge is crisp wins on both sides of it; the median does not see a line.
     """
     lap = ndimage.laplace(grey.astype(np.float32))
-    along = ndimage.median_filter(lap * lap, size=(1, window))
-    return ndimage.median_filter(along, size=(window, 1))
+    return _running_median(_running_median(lap * lap, window, axis=1), window, axis=0)
+
+
+def _running_median(values: np.ndarray, window: int, axis: int) -> np.ndarray:
+    """``ndimage.median_filter`` over ``window`` pixels along ``axis`` (its default 'reflect'
+    edges); for the 5-pixel window, the same values from a min/max network, ~4x faster."""
+    if window != 5:
+        size = [1] * values.ndim
+        size[axis] = window
+        return ndimage.median_filter(values, size=tuple(size))
+    pad = [(0, 0)] * values.ndim
+    pad[axis] = (2, 2)
+    padded = np.pad(values, pad, mode="symmetric")  # = ndimage's 'reflect'
+    n = values.shape[axis]
+    a, b, c, d, e = (padded[(slice(None),) * axis + (slice(k, k + n),)] for k in range(5))
+    # median of 5 = median of (e, low, high); written in place to hold three temporaries
+    low, high, spare = np.minimum(a, b), np.maximum(a, b), np.minimum(c, d)
+    np.maximum(low, spare, out=low)  # low = max(min(a, b), min(c, d))
+    np.maximum(c, d, out=spare)
+    np.minimum(high, spare, out=high)  # high = min(max(a, b), max(c, d))
+    np.maximum(e, low, out=spare)
+    np.minimum(spare, high, out=spare)
+    np.minimum(e, low, out=low)
+    return np.maximum(low, spare, out=low)
 
 
 def band_energies(
