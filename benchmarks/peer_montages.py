@@ -156,6 +156,31 @@ def run_focus_stack(
     return tifffile.imread(fused_path), depth, seconds
 
 
+def focus_stack_of(
+    stack: np.ndarray, planes: list[Path], folder: Path
+) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
+    """focus-stack on ``planes`` (the slices of ``stack`` as files in ``folder``).
+
+    focus-stack reads through OpenCV as 8 bits (the high byte: 0–2 for a dim light sheet), so a
+    uint16 stack gets 8-bit slices stretched over the stack's 0.1/99.9 percentiles (one range
+    for all slices), as a user would convert them; its result is mapped back.
+    """
+    if stack.dtype != np.uint16:
+        return run_focus_stack(planes, folder)
+    low, high = (float(v) for v in np.percentile(stack, [0.1, 99.9]))
+    eight = folder / "eight"
+    eight.mkdir()
+    eight_planes = []
+    for index, plane in enumerate(stack):
+        eight_planes.append(eight / f"z{index:03d}.tif")
+        scaled = np.clip((plane.astype(np.float64) - low) / (high - low) * 255, 0, 255)
+        tifffile.imwrite(eight_planes[-1], scaled.round().astype(np.uint8))
+    fused, depth, seconds = run_focus_stack(eight_planes, folder)
+    if fused is not None:
+        fused = low + fused.astype(np.float64) / 255 * (high - low)
+    return fused, depth, seconds
+
+
 def outlier_share(depth: np.ndarray, slices: int, window: int = 9) -> float:
     depth = depth.astype(np.float64)
     median = ndimage.median_filter(depth, size=window, mode="nearest")
@@ -257,23 +282,7 @@ def one_stack(name: str, stacks: Path, images: Path) -> dict | None:
             planes.append(folder / f"z{index:03d}.tif")
             tifffile.imwrite(planes[-1], plane, photometric="rgb" if plane.ndim == 3 else "minisblack")
         enfuse, enfuse_s = run_enfuse(planes, folder)
-        if stack.dtype == np.uint16:
-            # focus-stack reads through OpenCV as 8 bits (the high byte: 0–2 for this dim light
-            # sheet), so it gets 8-bit slices stretched over the stack's 0.1/99.9 percentiles
-            # (one range for all slices), as a user would convert them; mapped back afterwards
-            low, high = (float(v) for v in np.percentile(stack, [0.1, 99.9]))
-            eight = folder / "eight"
-            eight.mkdir()
-            fs_planes = []
-            for index, plane in enumerate(stack):
-                fs_planes.append(eight / f"z{index:03d}.tif")
-                scaled = np.clip((plane.astype(np.float64) - low) / (high - low) * 255, 0, 255)
-                tifffile.imwrite(fs_planes[-1], scaled.round().astype(np.uint8))
-            fs_fused, fs_depth, fs_s = run_focus_stack(fs_planes, folder)
-            if fs_fused is not None:
-                fs_fused = low + fs_fused.astype(np.float64) / 255 * (high - low)
-        else:
-            fs_fused, fs_depth, fs_s = run_focus_stack(planes, folder)
+        fs_fused, fs_depth, fs_s = focus_stack_of(stack, planes, folder)
     if fs_depth is not None and fs_depth.shape != depth.shape:
         fs_depth = np.rint(resize(fs_depth.astype(float), depth.shape, order=0, preserve_range=True)).astype(
             np.int32

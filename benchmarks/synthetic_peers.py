@@ -28,7 +28,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 sys.path.insert(0, str(Path(__file__).parent))
 from acnn_fusion import fuse_stack
 from baselines import projection
-from peer_montages import focus_stack_binary, run_enfuse, run_focus_stack
+from peer_montages import focus_stack_binary, focus_stack_of, run_enfuse
 from quality_stacks import _textured, synthetic_stacks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,20 +46,9 @@ def peers_on(stack: np.ndarray) -> dict[str, tuple[np.ndarray | None, np.ndarray
         enfused, _ = run_enfuse(planes, folder)
         if enfused is not None and enfused.shape != stack.shape[1:]:  # enfuse adds alpha
             enfused = enfused[..., 0] if stack.ndim == 3 else enfused[..., : stack.shape[-1]]
-        if stack.dtype == np.uint16:  # focus-stack reads 8 bits: stretch, then map back
-            low, high = (float(v) for v in np.percentile(stack, [0.1, 99.9]))
-            eight = folder / "eight"
-            eight.mkdir()
-            fs_planes = []
-            for index, plane in enumerate(stack):
-                fs_planes.append(eight / f"z{index:03d}.tif")
-                scaled = np.clip((plane.astype(np.float64) - low) / (high - low) * 255, 0, 255)
-                tifffile.imwrite(fs_planes[-1], scaled.round().astype(np.uint8))
-            fs_fused, fs_depth, _ = run_focus_stack(fs_planes, folder)
-            if fs_fused is not None:
-                fs_fused = np.clip(low + fs_fused.astype(np.float64) / 255 * (high - low), 0, 65535)
-        else:
-            fs_fused, fs_depth, _ = run_focus_stack(planes, folder)
+        fs_fused, fs_depth, _ = focus_stack_of(stack, planes, folder)
+        if fs_fused is not None and stack.dtype == np.uint16:
+            fs_fused = np.clip(fs_fused, 0, 65535)
     if fs_fused is not None and fs_fused.ndim == 3 and stack.ndim == 3:
         fs_fused = fs_fused[..., 0]
     return {"enfuse": (enfused, None), "focus-stack": (fs_fused, fs_depth)}
