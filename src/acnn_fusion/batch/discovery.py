@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acnn_fusion.io import TIFF_SUFFIXES, find_pairs, natural_key
+from acnn_fusion.io.images import check_declared_size
 from acnn_fusion.io.stacks import inspect_tiff
 from acnn_fusion.options import Kind
 
@@ -38,9 +39,11 @@ class Job:
 
 def single_image(path: Path) -> str:
     """Why the TIFF ``path`` is one image rather than a focal stack, from its header; "" if
-    it may be a stack (or its header cannot be read: reading it then fails and says why)."""
+    it may be a stack, or its header cannot be read or declares more data than the file holds
+    (reading it then fails and says why: a broken file is a failure, not a skip)."""
     try:
         axes, shape = inspect_tiff(path)
+        check_declared_size(path)
     except Exception:
         return ""
     kept = "".join(a for a, n in zip(axes, shape, strict=False) if n != 1 or a in "YX")

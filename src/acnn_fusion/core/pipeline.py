@@ -411,7 +411,7 @@ def _compose(image_a: np.ndarray, image_b: np.ndarray, decision_map: np.ndarray,
     """:func:`compose_pair`; ``copy`` in bands into one output array (no full-size temporaries)."""
     if mode != "copy":
         return compose_pair(image_a, image_b, decision_map, mode=mode)  # multi-resolution: whole image
-    fused = np.empty_like(image_a)
+    fused = np.empty(image_a.shape, image_a.dtype.newbyteorder("="))  # native byte order, as compose_pair
     band = max(1, BAND_PIXELS // max(1, image_a.shape[1]))
     for r0 in range(0, image_a.shape[0], band):
         rows = slice(r0, r0 + band)
