@@ -327,6 +327,7 @@ def focus_map_in_tiles(
     edge = max(PATCH_SIZE + 14 * SCORE_STRIDE, int(BAND_PIXELS**0.5))
     crops = score_tiles(height, width, edge, halo=7)
     steps = [len(score_tiles(r.stop - r.start, c.stop - c.start, tile)) for _, _, r, c in crops]
+    total = sum(steps)
     focus = np.empty(shape, np.float32)
     done = 0
     for (block_rows, block_cols, in_rows, in_cols), n_steps in zip(crops, steps, strict=True):
@@ -334,7 +335,7 @@ def focus_map_in_tiles(
 
         def report(k: int, _total: int, base: int = done) -> None:
             if progress is not None:
-                progress(base + k, sum(steps))
+                progress(base + k, total)
 
         scores = network.score_map(grey_a, grey_b, tile=tile, progress=report)
         done += n_steps
@@ -424,13 +425,15 @@ def fuse_from_focus_map(
     image_b: np.ndarray,
     focus_map: np.ndarray,
     settings: FusionSettings,
-    grey: tuple[np.ndarray, np.ndarray] | None = None,
+    grey: tuple[np.ndarray, np.ndarray] | GreyRows | None = None,
 ) -> FusionResult:
     """Steps 2–4 from a focus map: decide, refine the boundary, let the fine focus measure
     override it where it is clear, blend. No network runs, so an interactive threshold can
-    call this on a cached focus map. ``grey``: the pair's :func:`grey_pair`, if the caller
-    has it already (else it is made band by band). Worked in bands (:func:`decide_in_bands`)."""
-    decision_map = decide_in_bands(focus_map, GreyRows(image_a, image_b, grey), settings)
+    call this on a cached focus map. ``grey``: the pair's :func:`grey_pair` or
+    :class:`GreyRows`, if the caller has them already (else they are made band by band).
+    Worked in bands (:func:`decide_in_bands`)."""
+    greys = grey if isinstance(grey, GreyRows) else GreyRows(image_a, image_b, grey)
+    decision_map = decide_in_bands(focus_map, greys, settings)
     return FusionResult(
         fused=_compose(image_a, image_b, decision_map, settings.composition),
         focus_map=focus_map,
@@ -469,10 +472,4 @@ def fuse_pair(
     focus_map = compute_focus_map(
         network, greys, a.shape[:2], tile=options.tile, precision=options.precision, progress=progress
     )
-    decision_map = decide_in_bands(focus_map, greys, settings)
-    return FusionResult(
-        fused=_compose(a, b, decision_map, settings.composition),
-        focus_map=focus_map,
-        decision_map=decision_map,
-        settings=settings,
-    )
+    return fuse_from_focus_map(a, b, focus_map, settings, grey=greys)
