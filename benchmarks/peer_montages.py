@@ -57,6 +57,7 @@ from acnn_fusion import fuse_stack
 from acnn_fusion.io import read_image, read_stack
 from baselines import projection
 from figures import _heat
+from wholeprocess import write_planes
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {
@@ -168,13 +169,11 @@ def focus_stack_of(
     if stack.dtype != np.uint16:
         return run_focus_stack(planes, folder)
     low, high = (float(v) for v in np.percentile(stack, [0.1, 99.9]))
-    eight = folder / "eight"
-    eight.mkdir()
-    eight_planes = []
-    for index, plane in enumerate(stack):
-        eight_planes.append(eight / f"z{index:03d}.tif")
-        scaled = np.clip((plane.astype(np.float64) - low) / (high - low) * 255, 0, 255)
-        tifffile.imwrite(eight_planes[-1], scaled.round().astype(np.uint8))
+    eight = [
+        np.clip((plane.astype(np.float64) - low) / (high - low) * 255, 0, 255).round().astype(np.uint8)
+        for plane in stack
+    ]
+    eight_planes = write_planes(eight, folder / "eight")
     fused, depth, seconds = run_focus_stack(eight_planes, folder)
     if fused is not None:
         fused = low + fused.astype(np.float64) / 255 * (high - low)
@@ -277,10 +276,7 @@ def one_stack(name: str, stacks: Path, images: Path) -> dict | None:
     var_depth = var_depth.astype(np.int32)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        planes = []
-        for index, plane in enumerate(stack):
-            planes.append(folder / f"z{index:03d}.tif")
-            tifffile.imwrite(planes[-1], plane, photometric="rgb" if plane.ndim == 3 else "minisblack")
+        planes = write_planes(stack, folder)
         enfuse, enfuse_s = run_enfuse(planes, folder)
         fs_fused, fs_depth, fs_s = focus_stack_of(stack, planes, folder)
     if fs_depth is not None and fs_depth.shape != depth.shape:

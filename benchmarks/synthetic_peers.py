@@ -22,7 +22,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -30,6 +29,7 @@ from acnn_fusion import fuse_stack
 from baselines import projection
 from peer_montages import focus_stack_binary, focus_stack_of, run_enfuse
 from quality_stacks import _textured, synthetic_stacks
+from wholeprocess import write_planes
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("ours (default, copy)", "enfuse", "focus-stack", "variance projection")
@@ -39,10 +39,7 @@ def peers_on(stack: np.ndarray) -> dict[str, tuple[np.ndarray | None, np.ndarray
     """Fused image and depth map of each peer for one (Z, Y, X[, C]) stack."""
     with tempfile.TemporaryDirectory(prefix="synthetic-peers-") as tmp:
         folder = Path(tmp)
-        planes = []
-        for index, plane in enumerate(stack):
-            planes.append(folder / f"z{index:03d}.tif")
-            tifffile.imwrite(planes[-1], plane, photometric="rgb" if plane.ndim == 3 else "minisblack")
+        planes = write_planes(stack, folder)
         enfused, _ = run_enfuse(planes, folder)
         if enfused is not None and enfused.shape != stack.shape[1:]:  # enfuse adds alpha
             enfused = enfused[..., 0] if stack.ndim == 3 else enfused[..., : stack.shape[-1]]
