@@ -96,9 +96,14 @@ def _digest(*arrays: np.ndarray) -> str:
 
 def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pair path as it was before it worked in bands (default settings): whole-image
-    greys, focus map, clean-up, refinement, override and copy. (decision map, fused)."""
+    greys, focus map, clean-up, refinement, override, edge-side test (one chunk) and copy.
+    (decision map, fused)."""
     from acnn_fusion.core.compose import compose_pair
-    from acnn_fusion.core.decision import override_by_fine_measure, remove_unconfident_regions
+    from acnn_fusion.core.decision import (
+        override_by_fine_measure,
+        refine_edge_side,
+        remove_unconfident_regions,
+    )
     from acnn_fusion.core.inference import compute_focus_map, open_network
     from acnn_fusion.core.pipeline import PRESETS, grey_pair, refine_boundary
     from acnn_fusion.options import FusionOptions
@@ -118,6 +123,8 @@ def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarr
     decision = override_by_fine_measure(
         decision, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
     )
+    rows = focus.shape[0]  # one chunk: the whole image
+    decision = refine_edge_side(decision, grey_a, grey_b, window=settings.refine_window, rows_per_chunk=rows)
     return decision, compose_pair(image_a, image_b, decision)
 
 
