@@ -26,12 +26,14 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: The rules compared: today's default (also with the fine override's mean measure only, as
-#: before its step-robust part, and without the override), the default before issue 18
-#: (1 % of the image, no confidence gate, no fine override) and the paper preset.
+#: The rules compared: today's default (also without the edge-side test, as before it; with
+#: the fine override's mean measure only, as before its step-robust part; and without the
+#: override), the default before issue 18 (1 % of the image, no confidence gate, no fine
+#: override) and the paper preset.
 RULES = {
     "default": {},
-    "default, mean measure only": {"detail_robust": False},
+    "default, no edge-side test": {"detail_edge_side": False},
+    "default, mean measure only": {"detail_robust": False, "detail_edge_side": False},
     "default, no fine override": {"detail_margin": 1.0},
     "before (1 % rule)": {
         "min_region": 0.01,
@@ -235,17 +237,18 @@ def hole_rims(out: Path) -> None:
 def docs_table(rows: list[dict]) -> str:
     """The Markdown table of ``docs/quality.md`` (rules × sizes, memory of both pair paths)."""
     head = (
-        "| rule | size | decision accuracy | PSNR (dB) | small objects from A | holes from B "
-        "(outside spill) | pair path: s | RSS before → peak (MB) | whole-image path: s "
-        "| RSS before → peak (MB) | same output |"
+        "| rule | size | decision accuracy | PSNR (dB) | details from their sharp source "
+        "| small objects from A | holes from B (outside spill) | pair path: s "
+        "| RSS before → peak (MB) | whole-image path: s | RSS before → peak (MB) | same output |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         cells = [
             r["rule"],
             f"{int(r['size'])}²",
             f"{r['decision_accuracy']:.4f}",
             f"{r['PSNR']:.2f}",
+            f"{100 * r['details_sharp']:.2f} %",
             f"{100 * r['objects_in_B_sharp']:.1f} %",
             f"{100 * r['holes_in_A_sharp']:.1f} % ({100 * r['holes_outside_spill']:.1f} %)",
         ]
