@@ -190,7 +190,9 @@ def hole_rims(out: Path) -> None:
 
     scene = render_detail_scene(512)
     result = fuse_pair(scene.image_a, scene.image_b, device="cpu", precision="fp32")
-    mean_only = replace(PRESETS["default"], detail_robust=False)
+    no_side = replace(PRESETS["default"], detail_edge_side=False)
+    mean_only = replace(no_side, detail_robust=False)
+    earlier = fuse_from_focus_map(scene.image_a, scene.image_b, result.focus_map, no_side).decision_map
     before = fuse_from_focus_map(scene.image_a, scene.image_b, result.focus_map, mean_only).decision_map
     holes = scene.details & ~scene.mask
     inside = ndimage.distance_transform_edt(holes)
@@ -208,6 +210,7 @@ def hole_rims(out: Path) -> None:
                 "ring (px; < 0: island)": str(ring),
                 "pixels": float(pixels.sum()),
                 "decided A": float(result.decision_map[pixels].mean()),
+                "decided A, no edge-side test": float(earlier[pixels].mean()),
                 "decided A, mean measure only": float(before[pixels].mean()),
                 "error of A": float(error_a[pixels].mean()),
                 "error of B": float(error_b[pixels].mean()),
