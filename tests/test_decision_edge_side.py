@@ -95,3 +95,12 @@ def test_edge_side_off_with_the_override():
     assert refine_edge_side(focus_free, grey, grey * 0.5, margin=1.0) is focus_free
     with pytest.raises(ValueError):
         edge_side_margin(grey, grey, window=4)
+
+
+def test_edge_side_margin_only_where_asked_gives_the_same_values(scene):
+    grey_a, grey_b = grey_pair(scene.image_a[:96, :128], scene.image_b[:96, :128])
+    where = np.random.default_rng(1).random(grey_a.shape) < 0.2
+    full = edge_side_margin(grey_a, grey_b)
+    part = edge_side_margin(grey_a, grey_b, where=where)
+    assert np.array_equal(part[where], full[where]) and not part[~where].any()
+    assert np.abs(full).max() > 0.5  # the margin is not trivially zero

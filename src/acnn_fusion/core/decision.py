@@ -299,7 +299,9 @@ def second_difference_variance(grey: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def edge_side_margin(grey_a: np.ndarray, grey_b: np.ndarray, window: int = 5) -> np.ndarray:
+def edge_side_margin(
+    grey_a: np.ndarray, grey_b: np.ndarray, window: int = 5, where: np.ndarray | None = None
+) -> np.ndarray:
     """Which source is sharper on the pixel's own side of a nearby step edge: a margin in
     [−1, 1] (float32), > 0 = A.
 
@@ -309,27 +311,27 @@ def edge_side_margin(grey_a: np.ndarray, grey_b: np.ndarray, window: int = 5) ->
     well as the sharp one's); there the margin is (V_A − V_B) / (V_A + V_B +
     :data:`ENERGY_FLOOR`). A pixel one to three pixels inside a B-sharp hole in an A-sharp
     island thus compares the hole's texture only, not A's crisp island edge next to it.
+    ``where`` (bool): compute only those pixels (the others are 0); the same values.
     """
     if window < 3 or window % 2 == 0:
         raise ValueError(f"window must be odd and at least 3, got {window}")
-    var_a = second_difference_variance(grey_a, window)
-    var_b = second_difference_variance(grey_b, window)
     half = window // 2
-    height, width = var_a.shape
-    pad_a = np.pad(var_a, half, mode="symmetric")
-    pad_b = np.pad(var_b, half, mode="symmetric")
-    del var_a, var_b
-    least = np.full((height, width), np.inf, np.float32)
-    margin = np.zeros((height, width), np.float32)
+    pad_a = np.pad(second_difference_variance(grey_a, window), half, mode="symmetric")
+    pad_b = np.pad(second_difference_variance(grey_b, window), half, mode="symmetric")
+    ys, xs = np.nonzero(np.ones(grey_a.shape, bool) if where is None else where)
+    least = np.full(ys.size, np.inf, np.float32)
+    picked = np.zeros(ys.size, np.float32)
     floor = np.float32(ENERGY_FLOOR)
     for dy in range(-half, half + 1):
         for dx in range(-half, half + 1):
-            a = pad_a[half + dy : half + dy + height, half + dx : half + dx + width]
-            b = pad_b[half + dy : half + dy + height, half + dx : half + dx + width]
+            a = pad_a[ys + (half + dy), xs + (half + dx)]
+            b = pad_b[ys + (half + dy), xs + (half + dx)]
             weaker = np.minimum(a, b)
             take = weaker < least
             least[take] = weaker[take]
-            margin[take] = ((a - b) / (a + b + floor))[take]
+            picked[take] = (a[take] - b[take]) / (a[take] + b[take] + floor)
+    margin = np.zeros(grey_a.shape, np.float32)
+    margin[ys, xs] = picked
     return margin
 
 
@@ -378,7 +380,7 @@ def refine_edge_side(
         del grown, shrunk
         if not near.any():
             continue
-        side = edge_side_margin(ga, gb, window)
+        side = edge_side_margin(ga, gb, window, where=near)
         energy_a, energy_b = robust_energy(ga, window), robust_energy(gb, window)
         steady = (energy_a - energy_b) / (energy_a + energy_b + np.float32(ROBUST_FLOOR))
         del energy_a, energy_b
