@@ -26,12 +26,14 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: The rules compared: today's default (also with the fine override's mean measure only, as
-#: before its step-robust part, and without the override), the default before issue 18
-#: (1 % of the image, no confidence gate, no fine override) and the paper preset.
+#: The rules compared: today's default (also without the edge-side test, as before it; with
+#: the fine override's mean measure only, as before its step-robust part; and without the
+#: override), the default before issue 18 (1 % of the image, no confidence gate, no fine
+#: override) and the paper preset.
 RULES = {
     "default": {},
-    "default, mean measure only": {"detail_robust": False},
+    "default, no edge-side test": {"detail_edge_side": False},
+    "default, mean measure only": {"detail_robust": False, "detail_edge_side": False},
     "default, no fine override": {"detail_margin": 1.0},
     "before (1 % rule)": {
         "min_region": 0.01,
@@ -96,9 +98,14 @@ def _digest(*arrays: np.ndarray) -> str:
 
 def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pair path as it was before it worked in bands (default settings): whole-image
-    greys, focus map, clean-up, refinement, override and copy. (decision map, fused)."""
+    greys, focus map, clean-up, refinement, override, edge-side test (one chunk) and copy.
+    (decision map, fused)."""
     from acnn_fusion.core.compose import compose_pair
-    from acnn_fusion.core.decision import override_by_fine_measure, remove_unconfident_regions
+    from acnn_fusion.core.decision import (
+        override_by_fine_measure,
+        refine_edge_side,
+        remove_unconfident_regions,
+    )
     from acnn_fusion.core.inference import compute_focus_map, open_network
     from acnn_fusion.core.pipeline import PRESETS, grey_pair, refine_boundary
     from acnn_fusion.options import FusionOptions
@@ -118,6 +125,8 @@ def whole_image_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarr
     decision = override_by_fine_measure(
         decision, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
     )
+    rows = focus.shape[0]  # one chunk: the whole image
+    decision = refine_edge_side(decision, grey_a, grey_b, window=settings.refine_window, rows_per_chunk=rows)
     return decision, compose_pair(image_a, image_b, decision)
 
 
@@ -181,7 +190,9 @@ def hole_rims(out: Path) -> None:
 
     scene = render_detail_scene(512)
     result = fuse_pair(scene.image_a, scene.image_b, device="cpu", precision="fp32")
-    mean_only = replace(PRESETS["default"], detail_robust=False)
+    no_side = replace(PRESETS["default"], detail_edge_side=False)
+    mean_only = replace(no_side, detail_robust=False)
+    earlier = fuse_from_focus_map(scene.image_a, scene.image_b, result.focus_map, no_side).decision_map
     before = fuse_from_focus_map(scene.image_a, scene.image_b, result.focus_map, mean_only).decision_map
     holes = scene.details & ~scene.mask
     inside = ndimage.distance_transform_edt(holes)
@@ -199,6 +210,7 @@ def hole_rims(out: Path) -> None:
                 "ring (px; < 0: island)": str(ring),
                 "pixels": float(pixels.sum()),
                 "decided A": float(result.decision_map[pixels].mean()),
+                "decided A, no edge-side test": float(earlier[pixels].mean()),
                 "decided A, mean measure only": float(before[pixels].mean()),
                 "error of A": float(error_a[pixels].mean()),
                 "error of B": float(error_b[pixels].mean()),
@@ -228,17 +240,18 @@ def hole_rims(out: Path) -> None:
 def docs_table(rows: list[dict]) -> str:
     """The Markdown table of ``docs/quality.md`` (rules × sizes, memory of both pair paths)."""
     head = (
-        "| rule | size | decision accuracy | PSNR (dB) | small objects from A | holes from B "
-        "(outside spill) | pair path: s | RSS before → peak (MB) | whole-image path: s "
-        "| RSS before → peak (MB) | same output |"
+        "| rule | size | decision accuracy | PSNR (dB) | details from their sharp source "
+        "| small objects from A | holes from B (outside spill) | pair path: s "
+        "| RSS before → peak (MB) | whole-image path: s | RSS before → peak (MB) | same output |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         cells = [
             r["rule"],
             f"{int(r['size'])}²",
             f"{r['decision_accuracy']:.4f}",
             f"{r['PSNR']:.2f}",
+            f"{100 * r['details_sharp']:.2f} %",
             f"{100 * r['objects_in_B_sharp']:.1f} %",
             f"{100 * r['holes_in_A_sharp']:.1f} % ({100 * r['holes_outside_spill']:.1f} %)",
         ]

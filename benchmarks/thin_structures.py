@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 RULES = {
     "acnn-default": PRESETS["default"],
-    "acnn, mean measure only": replace(PRESETS["default"], detail_robust=False),
+    "acnn, no edge-side test": replace(PRESETS["default"], detail_edge_side=False),
+    "acnn, mean measure only": replace(PRESETS["default"], detail_robust=False, detail_edge_side=False),
     "acnn, no fine override": replace(PRESETS["default"], detail_margin=1.0),
     "acnn, before issue 18": replace(
         PRESETS["default"], min_region=0.01, min_region_px=0, region_confidence=1.0, detail_margin=1.0

@@ -113,16 +113,18 @@ def test_region_spanning_many_bands_counts_its_whole_size():
 
 def _whole_image_decision(a, b, focus, settings):
     """The decision steps on whole images, as the pair path ran before it worked in bands."""
-    from acnn_fusion.core.decision import override_by_fine_measure
+    from acnn_fusion.core.decision import override_by_fine_measure, refine_edge_side
     from acnn_fusion.core.pipeline import grey_pair, refine_boundary
 
     grey_a, grey_b = grey_pair(a, b)
     d = decide(focus, settings)
     if settings.refine_radius:
         d = refine_boundary(d, grey_a, grey_b, radius=settings.refine_radius, window=settings.refine_window)
-    return override_by_fine_measure(
-        d, grey_a, grey_b, margin=settings.detail_margin, window=settings.refine_window
-    )
+    window = settings.refine_window
+    d = override_by_fine_measure(d, grey_a, grey_b, margin=settings.detail_margin, window=window)
+    if settings.detail_margin >= 1.0 or not settings.detail_edge_side:
+        return d
+    return refine_edge_side(d, grey_a, grey_b, window=window, rows_per_chunk=a.shape[0])  # one chunk
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

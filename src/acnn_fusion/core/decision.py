@@ -255,3 +255,160 @@ def override_by_fine_measure(
         changed = after[keep] != before[keep]
         out[r0:r1] = np.where(changed, smoothed[keep], after[keep])
     return out
+
+
+# --- the edge-side test: who owns the few pixels either side of a step edge (issue 18) ---
+
+#: Margin of the edge-side measure (:func:`edge_side_margin`) above which it re-decides a
+#: pixel within :data:`EDGE_SIDE_NEAR` px of the decision boundary.
+EDGE_SIDE_MARGIN = 0.6
+#: Pixels either side of the decision boundary that :func:`refine_edge_side` may re-decide.
+EDGE_SIDE_NEAR = 3
+#: The step-robust margin (:func:`robust_energy`) may not oppose the edge-side measure by
+#: more than this (two measures that each ignore a single edge, in different ways).
+EDGE_SIDE_ROBUST = 0.3
+#: Glow guard (grey on the joint [0, 1] scale): a pixel is not handed to the source whose
+#: 3×3 mean leans toward the other side's level by more than this over the other source's.
+GLOW_FLOOR = 0.01
+#: Radius (px) of the window in which each side's level is averaged for the glow guard.
+SIDE_RADIUS = 8
+
+
+def second_difference_variance(grey: np.ndarray, window: int) -> np.ndarray:
+    """Per pixel, as the centre of a ``window``×``window`` window: the variance of the
+    horizontal second differences whose three pixels all lie in the window, and of the
+    vertical ones, averaged (float32).
+
+    Only differences inside the window count, so a window beside a step edge sees nothing
+    of it; the variance, not the mean square, so the smooth curvature of a defocus glow
+    (nearly the same second difference across the window) does not count as texture.
+    """
+    g = grey.astype(np.float32)
+    p = np.pad(g, 1, mode="symmetric")  # = ndimage's 'reflect'
+    dxx = p[1:-1, :-2] - 2 * g + p[1:-1, 2:]
+    dyy = p[:-2, 1:-1] - 2 * g + p[2:, 1:-1]
+    del p, g
+    out = np.zeros(grey.shape, np.float32)
+    for diff, size in ((dxx, (window, window - 2)), (dyy, (window - 2, window))):
+        mean = ndimage.uniform_filter(diff, size)
+        square = ndimage.uniform_filter(diff * diff, size)
+        square -= mean * mean
+        np.maximum(square, 0, out=square)
+        out += square
+    out *= 0.5
+    return out
+
+
+def edge_side_margin(
+    grey_a: np.ndarray, grey_b: np.ndarray, window: int = 5, where: np.ndarray | None = None
+) -> np.ndarray:
+    """Which source is sharper on the pixel's own side of a nearby step edge: a margin in
+    [−1, 1] (float32), > 0 = A.
+
+    Of the ``window``×``window`` windows that contain the pixel, the one in which the less
+    textured source has the least :func:`second_difference_variance` is taken (the window
+    that keeps clear of a crisp step, which puts energy into the blurred image's window as
+    well as the sharp one's); there the margin is (V_A − V_B) / (V_A + V_B +
+    :data:`ENERGY_FLOOR`). A pixel one to three pixels inside a B-sharp hole in an A-sharp
+    island thus compares the hole's texture only, not A's crisp island edge next to it.
+    ``where`` (bool): compute only those pixels (the others are 0); the same values.
+    """
+    if window < 3 or window % 2 == 0:
+        raise ValueError(f"window must be odd and at least 3, got {window}")
+    half = window // 2
+    pad_a = np.pad(second_difference_variance(grey_a, window), half, mode="symmetric")
+    pad_b = np.pad(second_difference_variance(grey_b, window), half, mode="symmetric")
+    ys, xs = np.nonzero(np.ones(grey_a.shape, bool) if where is None else where)
+    least = np.full(ys.size, np.inf, np.float32)
+    picked = np.zeros(ys.size, np.float32)
+    floor = np.float32(ENERGY_FLOOR)
+    for dy in range(-half, half + 1):
+        for dx in range(-half, half + 1):
+            a = pad_a[ys + (half + dy), xs + (half + dx)]
+            b = pad_b[ys + (half + dy), xs + (half + dx)]
+            weaker = np.minimum(a, b)
+            take = weaker < least
+            least[take] = weaker[take]
+            picked[take] = (a[take] - b[take]) / (a[take] + b[take] + floor)
+    margin = np.zeros(grey_a.shape, np.float32)
+    margin[ys, xs] = picked
+    return margin
+
+
+def edge_side_reach(window: int) -> int:
+    """Rows of context :func:`refine_edge_side` needs either side of a row (its halo)."""
+    return max(SIDE_RADIUS, EDGE_SIDE_NEAR, 2 * (window // 2) + 1) + 2
+
+
+def refine_edge_side(
+    decision_map: np.ndarray,
+    grey_a: np.ndarray,
+    grey_b: np.ndarray,
+    *,
+    window: int = 5,
+    margin: float = EDGE_SIDE_MARGIN,
+    rows_per_chunk: int = 1024,
+) -> np.ndarray:
+    """Re-decide the pixels within :data:`EDGE_SIDE_NEAR` px of the decision boundary by the
+    edge-side measure (:func:`edge_side_margin`), where it is clear (beyond ``margin``),
+    the step-robust margin does not oppose it by more than :data:`EDGE_SIDE_ROBUST`, and
+    the glow guard allows it.
+
+    Glow guard: each side's level is the mean, within :data:`SIDE_RADIUS` px, of the pixels
+    decided for that side, each in its own source. A pixel is not handed to B where B's
+    3×3 mean lies further toward A's side's level than A's does (by more than
+    :data:`GLOW_FLOOR`): there B carries the defocus glow of A's side (the thin-structure
+    scene's bright wires), and A's blurred background is the nearer one; and the same with
+    A and B swapped. The pixels changed take the 3×3 median of the result. Local (a halo of
+    :func:`edge_side_reach` rows), worked in bands of ``rows_per_chunk`` rows: the same map
+    as on the whole image. ``margin`` ≥ 1 changes nothing.
+    """
+    if margin >= 1.0:
+        return decision_map
+    out = decision_map.copy()
+    height = decision_map.shape[0]
+    reach = edge_side_reach(window)
+    structure = np.ones((3, 3), bool)
+    for r0 in range(0, height, rows_per_chunk):
+        r1 = min(height, r0 + rows_per_chunk)
+        lo, hi = max(0, r0 - reach), min(height, r1 + reach)
+        before = decision_map[lo:hi]
+        ga, gb = grey_a[lo:hi], grey_b[lo:hi]
+        grown = ndimage.binary_dilation(before, structure, iterations=EDGE_SIDE_NEAR)
+        shrunk = ndimage.binary_erosion(before, structure, iterations=EDGE_SIDE_NEAR, border_value=1)
+        near = grown & ~shrunk
+        del grown, shrunk
+        if not near.any():
+            continue
+        side = edge_side_margin(ga, gb, window, where=near)
+        energy_a, energy_b = robust_energy(ga, window), robust_energy(gb, window)
+        steady = (energy_a - energy_b) / (energy_a + energy_b + np.float32(ROBUST_FLOOR))
+        del energy_a, energy_b
+        lean = _glow_lean(before, ga, gb)
+        to_a = near & ~before & (side > margin) & (steady > -EDGE_SIDE_ROBUST) & (lean >= -GLOW_FLOOR)
+        to_b = near & before & (side < -margin) & (steady < EDGE_SIDE_ROBUST) & (lean <= GLOW_FLOOR)
+        after = before.copy()
+        after[to_a] = True
+        after[to_b] = False
+        smoothed = ndimage.median_filter(after.view(np.uint8), size=3).view(bool)
+        keep = slice(r0 - lo, r1 - lo)
+        changed = after[keep] != before[keep]
+        out[r0:r1] = np.where(changed, smoothed[keep], after[keep])
+    return out
+
+
+def _glow_lean(decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray) -> np.ndarray:
+    """How far B's 3×3 mean lies toward A's side's level beyond A's 3×3 mean (grey, float32;
+    > 0: B leans toward A's side). Side levels: means within :data:`SIDE_RADIUS` px of the
+    pixels decided A (in A) and decided B (in B)."""
+    size = 2 * SIDE_RADIUS + 1
+    share_a = ndimage.uniform_filter(decision.astype(np.float32), size)
+    level_a = ndimage.uniform_filter(grey_a * decision, size)
+    level_b = ndimage.uniform_filter(grey_b * ~decision, size)
+    tiny = np.float32(1e-6)
+    level_a /= np.maximum(share_a, tiny)
+    level_b /= np.maximum(1 - share_a, tiny)
+    direction = np.sign(level_a - level_b)
+    lean = ndimage.uniform_filter(grey_b, 3) - ndimage.uniform_filter(grey_a, 3)
+    lean *= direction
+    return lean

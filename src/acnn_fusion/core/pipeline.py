@@ -10,7 +10,9 @@ import numpy as np
 from acnn_fusion.core.compose import compose_pair
 from acnn_fusion.core.decision import (
     band_energies,
+    edge_side_reach,
     override_by_fine_measure,
+    refine_edge_side,
     remove_unconfident_regions_in_bands,
 )
 from acnn_fusion.core.geometry import PATCH_SIZE, SCORE_STRIDE, score_map_shape
@@ -56,6 +58,11 @@ class FusionSettings:
     - ``detail_robust``: where that margin is unsure, the same test on a step-robust
       (median) energy decides, which keeps a crisp occlusion edge from taking a few pixels
       of the other side (:func:`~acnn_fusion.core.decision.override_by_fine_measure`).
+    - ``detail_edge_side``: then, within 3 px of the boundary, a measure that compares the
+      sources on the pixel's own side of a step edge (the window beside the edge, not across
+      it) re-decides where it is clear and no defocus glow speaks against it
+      (:func:`~acnn_fusion.core.decision.refine_edge_side`): the rim of a small detail goes
+      to the detail's sharp source. Off with ``detail_margin`` = 1.0.
     """
 
     threshold: float = 0.5
@@ -66,6 +73,7 @@ class FusionSettings:
     region_confidence: float = 0.9
     detail_margin: float = 0.5
     detail_robust: bool = True
+    detail_edge_side: bool = True
     composition: str = "copy"
 
     def __post_init__(self) -> None:
@@ -310,16 +318,17 @@ def focus_map_in_tiles(
     shape: tuple[int, int],
     *,
     tile: int,
-    precision: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """:func:`~acnn_fusion.core.inference.compute_focus_map` in tiles of about
-    :data:`BAND_PIXELS` pixels, greys made per tile: float32 (Y, X).
+    :data:`BAND_PIXELS` pixels, greys made per tile: float32 (Y, X). The network step
+    :func:`fuse_pair` calls (tests and benchmarks replace ``pipeline.focus_map_in_tiles``
+    to count, slow down or skip network runs).
 
     Each tile scores the patches covering its 2×2 blocks (a 7-score halo) with the
     ``network`` (:func:`~acnn_fusion.core.inference.open_network`, which has applied the
-    options' runtime, device and precision: ``precision`` is not used here) and averages
-    them as the whole map does; the network itself runs in ``tile``-pixel tiles inside.
+    options' runtime, device and precision) and averages them as the whole map does; the
+    network itself runs in ``tile``-pixel tiles inside.
     """
     height, width = shape
     grid_shape = score_map_shape(height, width)
@@ -356,11 +365,6 @@ def focus_map_in_tiles(
     return focus
 
 
-#: The network step :func:`fuse_pair` calls (tests and benchmarks replace it to count, slow
-#: down or skip network runs).
-compute_focus_map = focus_map_in_tiles
-
-
 def _refine_and_override(
     decision_map: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, settings: FusionSettings
 ) -> np.ndarray:
@@ -381,31 +385,48 @@ def _refine_and_override(
 
 def decide_in_bands(focus_map: np.ndarray, greys: GreyRows, settings: FusionSettings) -> np.ndarray:
     """Steps 2–3 and the refinements, band by band: the same map as :func:`decide`, then
-    :func:`refine_boundary` and :func:`~acnn_fusion.core.decision.override_by_fine_measure`
-    on the whole image.
+    :func:`refine_boundary`, :func:`~acnn_fusion.core.decision.override_by_fine_measure` and
+    :func:`~acnn_fusion.core.decision.refine_edge_side` on the whole image.
 
     The clean-up joins regions across bands (any region size); the refinements are local
-    (a few pixels), so each band is worked with a halo of its neighbours' rows, and the
-    clean-up's rows that the next band's halo needs are kept before a band is overwritten.
-    Memory beyond the returned bool map: a few bands of :data:`BAND_PIXELS` pixels.
+    (a few pixels), so each band is worked with a halo of its neighbours' rows, and the rows
+    of the previous step that the next band's halo needs are kept before a band is
+    overwritten. The edge-side test is a second pass over the bands (its own halo), so the
+    first pass's windows do not grow by its reach. Memory beyond the returned bool map: a
+    few bands of :data:`BAND_PIXELS` pixels.
     """
-    height, width = focus_map.shape
+    width = focus_map.shape[1]
     halo = settings.refine_radius + 2 * settings.refine_window + 6  # > both steps' reach together
     band = max(halo, BAND_PIXELS // max(1, width))
     decision = decide(focus_map, settings)
     if settings.refine_radius == 0 and settings.detail_margin >= 1.0:
         return decision
-    cleaned_before: np.ndarray | None = None  # clean-up rows above the band (overwritten by now)
+    _each_band(decision, greys, band, halo, lambda d, ga, gb: _refine_and_override(d, ga, gb, settings))
+    if settings.detail_edge_side and settings.detail_margin < 1.0:
+        window = settings.refine_window
+
+        def edge_side(d: np.ndarray, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+            return refine_edge_side(d, ga, gb, window=window, rows_per_chunk=d.shape[0])
+
+        _each_band(decision, greys, band, edge_side_reach(window), edge_side)
+    return decision
+
+
+def _each_band(decision: np.ndarray, greys: GreyRows, band: int, halo: int, step: Any) -> None:
+    """``decision[r0:r1] = step(window, grey_a, grey_b)`` for bands of ``band`` rows, each
+    window the band with ``halo`` rows either side, as they were before this pass (the rows
+    above that were overwritten already are kept from the previous window). In place."""
+    height = decision.shape[0]
+    before: np.ndarray | None = None  # this pass's input rows above the band (overwritten by now)
     for r0 in range(0, height, band):
         r1 = min(height, r0 + band)
         lo, hi = max(0, r0 - halo), min(height, r1 + halo)
         window = decision[lo:hi].copy()
-        if cleaned_before is not None:
-            window[: r0 - lo] = cleaned_before
-        cleaned_before = window[max(0, r1 - halo) - lo : r1 - lo].copy()
+        if before is not None:
+            window[: r0 - lo] = before[before.shape[0] - (r0 - lo) :]
+        before = window[max(0, r1 - halo) - lo : r1 - lo].copy()
         grey_a, grey_b = greys.block(slice(lo, hi))
-        decision[r0:r1] = _refine_and_override(window, grey_a, grey_b, settings)[r0 - lo : r1 - lo]
-    return decision
+        decision[r0:r1] = step(window, grey_a, grey_b)[r0 - lo : r1 - lo]
 
 
 def _compose(image_a: np.ndarray, image_b: np.ndarray, decision_map: np.ndarray, mode: str) -> np.ndarray:
@@ -469,7 +490,17 @@ def fuse_pair(
     a, b = validate_pair(image_a, image_b)
     network = open_network(options, 2 * a.shape[0] * a.shape[1] / 1e6)  # runtime, device, weights
     greys = GreyRows(a, b)
-    focus_map = compute_focus_map(
-        network, greys, a.shape[:2], tile=options.tile, precision=options.precision, progress=progress
-    )
+    focus_map = focus_map_in_tiles(network, greys, a.shape[:2], tile=options.tile, progress=progress)
     return fuse_from_focus_map(a, b, focus_map, settings, grey=greys)
+
+
+def __getattr__(name: str) -> Any:
+    # the tiled focus map was also exported as ``compute_focus_map``, which shadowed
+    # ``inference.compute_focus_map`` (a different signature); fail loudly, so a test that
+    # replaces the old name does not silently replace nothing
+    if name == "compute_focus_map":
+        raise AttributeError(
+            "acnn_fusion.core.pipeline.compute_focus_map was renamed focus_map_in_tiles "
+            "(the whole-image map is acnn_fusion.core.inference.compute_focus_map)"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
