@@ -97,7 +97,7 @@ def main() -> None:
         import acnn_fusion.core.pipeline as pipeline
 
         cached = np.load(args.focus_map)  # the network's map from an earlier run of this script
-        pipeline.compute_focus_map = lambda *_a, **_k: cached
+        pipeline.focus_map_in_tiles = lambda *_a, **_k: cached
     viewer = napari.Viewer(show=True)
     viewer.add_image(a, name="pcb A", rgb=a.ndim == 3)
     viewer.add_image(b, name="pcb B", rgb=b.ndim == 3)

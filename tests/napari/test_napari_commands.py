@@ -68,7 +68,7 @@ def test_menu_run_reports_start_and_end_and_the_widget_tunes_it(
 
 def test_two_menu_runs_cannot_run_at_once(make_napari_viewer, app, grey_pair, notes, monkeypatch, qtbot):
     monkeypatch.setenv("ACNN_FUSION_SYNC", "0")
-    original = pipeline.compute_focus_map
+    original = pipeline.focus_map_in_tiles
 
     def slow(*args, progress=None, **kwargs):
         for step in range(20):
@@ -76,7 +76,7 @@ def test_two_menu_runs_cannot_run_at_once(make_napari_viewer, app, grey_pair, no
             time.sleep(0.02)
         return original(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(pipeline, "compute_focus_map", slow)
+    monkeypatch.setattr(pipeline, "focus_map_in_tiles", slow)
     viewer = make_napari_viewer()
     _selected_pair(viewer, grey_pair)
     app.commands.execute_command(FUSE).result()

@@ -81,7 +81,7 @@ def test_swapping_a_and_b_then_moving_beta_decides_the_new_pair(make_napari_view
 
 
 def _slow_focus_map(monkeypatch, calls: list):
-    original = pipeline.compute_focus_map
+    original = pipeline.focus_map_in_tiles
 
     def slow(*args, progress=None, **kwargs):
         for step in range(400):  # a long run: 400 "tiles" of 20 ms
@@ -91,7 +91,7 @@ def _slow_focus_map(monkeypatch, calls: list):
             time.sleep(0.02)
         return original(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(pipeline, "compute_focus_map", slow)
+    monkeypatch.setattr(pipeline, "focus_map_in_tiles", slow)
 
 
 def test_closing_the_viewer_mid_run_cancels_the_worker(make_napari_viewer, grey_pair, qtbot, monkeypatch):
@@ -118,7 +118,7 @@ import napari
 import numpy as np
 from acnn_fusion.napari._widget import FocusFusionWidget
 
-original = pipeline.compute_focus_map
+original = pipeline.focus_map_in_tiles
 
 def slow(*args, progress=None, **kwargs):
     for step in range(500):
@@ -126,7 +126,7 @@ def slow(*args, progress=None, **kwargs):
         time.sleep(0.02)
     return original(*args, progress=progress, **kwargs)
 
-pipeline.compute_focus_map = slow
+pipeline.focus_map_in_tiles = slow
 viewer = napari.Viewer(show=False)
 rng = np.random.default_rng(0)
 viewer.add_image(rng.integers(0, 255, (64, 64), dtype=np.uint8), name="x_A")

@@ -13,15 +13,15 @@ from acnn_fusion.napari._widget import PAIR, STACK, FocusFusionWidget
 
 @pytest.fixture
 def focus_map_calls(monkeypatch):
-    """Counts network runs (calls of the core's compute_focus_map by fuse_pair)."""
+    """Counts network runs (calls of the core's focus_map_in_tiles by fuse_pair)."""
     calls = []
-    original = pipeline.compute_focus_map
+    original = pipeline.focus_map_in_tiles
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "compute_focus_map", counting)
+    monkeypatch.setattr(pipeline, "focus_map_in_tiles", counting)
     return calls
 
 
@@ -181,14 +181,14 @@ def test_rgb_stack_and_unusual_dtype(make_napari_viewer, rgb_pair, grey_pair):
 def test_cancel_discards_the_run(make_napari_viewer, grey_pair, monkeypatch):
     viewer = _pair_viewer(make_napari_viewer, grey_pair)
     widget = FocusFusionWidget(viewer)
-    original = pipeline.compute_focus_map
+    original = pipeline.focus_map_in_tiles
 
     def cancelled_midway(*args, progress=None, **kwargs):
         assert widget.cancel_button.enabled and not widget.run_button.enabled
         widget.cancel_button.clicked.emit()  # what pressing Cancel does
         return original(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(pipeline, "compute_focus_map", cancelled_midway)
+    monkeypatch.setattr(pipeline, "focus_map_in_tiles", cancelled_midway)
     widget.run()
     assert [layer.name for layer in viewer.layers] == ["sample A", "sample B"]
     assert widget.status.value == "cancelled"
@@ -232,13 +232,13 @@ def test_precision_choice_reaches_the_core(make_napari_viewer, grey_pair, monkey
     widget = FocusFusionWidget(viewer)
     assert list(widget.precision.choices) == ["auto", "fp32", "bf16"] and widget.precision.value == "auto"
     seen = []
-    original = pipeline.compute_focus_map
+    original = pipeline.open_network
 
-    def recording(*args, **kwargs):
-        seen.append(kwargs["precision"])
-        return original(*args, **kwargs)
+    def recording(options, *args, **kwargs):
+        seen.append(options.precision)
+        return original(options, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "compute_focus_map", recording)
+    monkeypatch.setattr(pipeline, "open_network", recording)
     widget.precision.value = "fp32"
     assert widget.run()
     assert seen == ["fp32"]
