@@ -28,7 +28,12 @@ import numpy as np
 
 from acnn_fusion.core.geometry import PATCH_SIZE, score_map_shape
 from acnn_fusion.core.inference import ProgressCallback, cpu_threads, score_tiles, spinning_allowed
-from acnn_fusion.core.weights import default_weights_path, read_onnx_export, record_onnx_export
+from acnn_fusion.core.weights import (
+    default_weights_path,
+    onnx_export,
+    read_onnx_export,
+    record_onnx_export,
+)
 
 #: ONNX operator set of the export (Conv, Relu and Identity only: any onnxruntime runs it)
 OPSET = 17
@@ -123,16 +128,29 @@ class OnnxNetwork:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: str, _mtime: int, threads: int, spinning: bool) -> OnnxNetwork:
-    _, data = read_onnx_export(path)
+def _load(
+    path: str, _onnx_path: str, _digest: str, _stat: tuple[int, int], threads: int, spinning: bool
+) -> OnnxNetwork:
+    _, data = read_onnx_export(path)  # verified once per (file, recorded hash, mtime and size)
     return OnnxNetwork(data, threads, spinning)
 
 
 def load_onnx_network(weights: str | Path | None = None) -> OnnxNetwork:
-    """The verified ONNX export of ``weights`` (default: the shipped model) in a session (cached)."""
+    """The verified ONNX export of ``weights`` (default: the shipped model) in a session (cached).
+
+    The export is read and its sha256 checked when first loaded, and again only when the
+    sidecar records another file or hash or the file's mtime or size changes; later calls
+    read the small sidecar JSON and stat the file.
+    """
     path = Path(weights).resolve() if weights is not None else default_weights_path()
-    onnx_path, _ = read_onnx_export(path)  # verifies before the cache is consulted
-    return _load(str(path), onnx_path.stat().st_mtime_ns, cpu_threads(), spinning_allowed())
+    found = onnx_export(path)
+    if found is None:
+        read_onnx_export(path)  # raises the reason
+    onnx_path, digest = found  # type: ignore[misc]
+    stat = onnx_path.stat()
+    return _load(
+        str(path), str(onnx_path), digest, (stat.st_mtime_ns, stat.st_size), cpu_threads(), spinning_allowed()
+    )
 
 
 def onnx_graph(state: dict[str, np.ndarray], c3: int) -> Any:
