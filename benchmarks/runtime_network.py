@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/runtime_network.py [--size 1024] [--slices 8] [--repeats 4]
     .venv/bin/python benchmarks/runtime_network.py --whole [--repeats 2]
+    .venv/bin/python benchmarks/runtime_network.py --head [--size 768] [--slices 8]
 
 What ``runtime="auto"`` weighs against start-up: onnxruntime fp32 (tiles 256, 384 and 512),
 torch fp32 and, where the CPU has native bf16, torch bf16, each run once per round in
@@ -14,6 +15,10 @@ Writes ``docs/results/runtime_network.{md,json}`` with the load average.
 ``--whole``: whole processes instead, ``acnn-fusion stack`` on the metallographic stack
 mufoc_1_1 with ``--runtime onnx --tile`` 256, 384, 512 and ``--runtime torch``, interleaved
 (``wholeprocess.run_round``); writes ``docs/results/runtime_network_whole.{md,json}``.
+
+``--head``: the onnxruntime stack score volume with the numpy head as it is (in bands of
+``HEAD_ROWS`` score rows) against the head as it was (whole tiles), side by side; writes
+``docs/results/runtime_network_head.md``.
 """
 
 from __future__ import annotations
@@ -40,10 +45,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--head", action="store_true", help="the onnx numpy head, banded against whole tiles")
     parser.add_argument("--whole", action="store_true", help="whole processes on the metallographic stack")
     args = parser.parse_args()
     if args.whole:
         whole(args.repeats)
+        return
+    if args.head:
+        head(args.size, args.slices, args.repeats)
         return
     import torch
 
@@ -109,6 +118,71 @@ def main() -> None:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     (results / "runtime_network.md").write_text(text)
+    print(text)
+
+
+def head(size: int, slices: int, repeats: int) -> None:
+    import numpy as np
+
+    from acnn_fusion.core.onnx_runtime import OnnxNetwork
+    from acnn_fusion.core.stack import FocusImage, _score_volume
+    from acnn_fusion.core.weights import read_onnx_export
+
+    class WholeTileHead(OnnxNetwork):
+        """The head before: each step over the whole (64, h, w) tile."""
+
+        def slice_odds(self, image, reference):
+            reference_a, reference_b = reference
+            proj_a, proj_b = self._run(["proj_a", "proj_b"], image[None])
+            first, second = proj_a[0], proj_b[0]
+            first += reference_b
+            second += reference_a
+            np.maximum(first, 0, out=first)
+            np.maximum(second, 0, out=second)
+            first -= second
+            channels, h, w = first.shape
+            odds = (self.logit_weight @ first.reshape(channels, h * w)).reshape(h, w)
+            odds *= np.float32(0.5)
+            return odds
+
+    info = wp.machine()
+    data = read_onnx_export()[1]
+    networks = {
+        "whole tiles (before)": WholeTileHead(data),
+        "bands of HEAD_ROWS rows (now)": OnnxNetwork(data),
+    }
+    grey = FocusImage(wp.synthetic_stack(size, slices))
+    volumes = {k: np.array(_score_volume(n, grey, None, 256, "auto", None)) for k, n in networks.items()}
+    first, second = volumes.values()
+    difference, same_best = (
+        float(np.abs(first - second).max()),
+        float(np.mean(first.argmax(0) == second.argmax(0))),
+    )
+    times: dict[str, list[float]] = {k: [] for k in networks}
+    for r in range(repeats):
+        for label in list(networks)[:: 1 if r % 2 == 0 else -1]:
+            start = time.perf_counter()
+            _score_volume(networks[label], grey, None, 256, "auto", None)
+            times[label].append(time.perf_counter() - start)
+    info["loadavg_end"] = os.getloadavg()
+    lines = [
+        f"onnxruntime score volume of a {size}²×{slices} synthetic uint16 stack, tile 256 "
+        f"(`benchmarks/runtime_network.py --head --size {size} --slices {slices} --repeats {repeats}`); "
+        f"CPU {info['cpu_model']}, native bf16 {info['native_bf16']}; "
+        f"load {info['loadavg'][0]:.1f} at start, "
+        f"{info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC); {repeats} rounds, order alternating. "
+        f"Largest volume difference {difference:.1e}, "
+        f"best slice per block the same for {100 * same_best:.2f} %.",
+        "",
+        "| numpy head | median s | × before | runs s |",
+        "|---|---|---|---|",
+    ]
+    base = statistics.median(times["whole tiles (before)"])
+    for label, t in times.items():
+        runs = ", ".join(f"{x:.2f}" for x in t)
+        lines.append(f"| {label} | {statistics.median(t):.2f} | {statistics.median(t) / base:.2f} | {runs} |")
+    text = "\n".join(lines) + "\n"
+    (REPO / "docs" / "results" / "runtime_network_head.md").write_text(text)
     print(text)
 
 

@@ -39,6 +39,9 @@ from acnn_fusion.core.weights import (
 OPSET = 17
 #: ONNX IR version of the export (onnxruntime ≥ 1.10 reads it)
 IR_VERSION = 8
+#: Score rows per step of the numpy head: 64 channels × 8 rows × a tile's ~121 columns of
+#: float32 (~250 KB per array) stay in the L2 cache through the sums, ReLUs and fc2
+HEAD_ROWS = 8
 
 
 class OnnxNetwork:
@@ -81,11 +84,20 @@ class OnnxNetwork:
         feed = np.ascontiguousarray(images, np.float32)[:, None]
         return self.session.run(outputs, {"images": feed})
 
-    def _logit_difference(self, fc1_input: np.ndarray) -> np.ndarray:
-        """logit(A) − logit(B) per score from fc1's output before its ReLU (f, h, w), overwritten."""
-        np.maximum(fc1_input, 0, out=fc1_input)
-        channels, h, w = fc1_input.shape
-        return (self.logit_weight @ fc1_input.reshape(channels, h * w)).reshape(h, w)
+    def _logit_difference(self, fc1_as_a: np.ndarray, fc1_as_b: np.ndarray) -> np.ndarray:
+        """logit(A) − logit(B) − fc2's bias difference per score, from the two parts of fc1's
+        input (f, h, w) (the first is overwritten). Worked :data:`HEAD_ROWS` score rows at a
+        time, so the sums and the ReLU stay in the cache (measured ~1.4–1.9× faster than whole
+        tiles at 121 rows)."""
+        h, w = fc1_as_a.shape[1:]
+        out = np.empty((h, w), np.float32)
+        for r0 in range(0, h, HEAD_ROWS):
+            rows = slice(r0, r0 + HEAD_ROWS)
+            part = fc1_as_a[:, rows]
+            part += fc1_as_b[:, rows]
+            np.maximum(part, 0, out=part)
+            out[rows] = np.tensordot(self.logit_weight, part, axes=(0, 0))
+        return out
 
     def score_map(
         self, grey_a: np.ndarray, grey_b: np.ndarray, *, tile: int, progress: ProgressCallback | None = None
@@ -98,8 +110,7 @@ class OnnxNetwork:
         for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
             pair = np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]])
             proj_a, proj_b = self._run(["proj_a", "proj_b"], pair)
-            proj_a[0] += proj_b[1]  # A's part of fc1 (with its bias) + B's part
-            difference = self._logit_difference(proj_a[0])
+            difference = self._logit_difference(proj_a[0], proj_b[1])  # A's part of fc1 + B's part
             difference += self.logit_bias
             n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
             scores[rows, cols] = expit(difference[:n_rows, :n_cols])
@@ -115,14 +126,19 @@ class OnnxNetwork:
         reference_a, reference_b = reference
         proj_a, proj_b = self._run(["proj_a", "proj_b"], image[None])
         first, second = proj_a[0], proj_b[0]
-        first += reference_b  # the slice as A against the reference as B
-        second += reference_a  # the reference as A against the slice as B
-        # ½[(l₀ − l₁)(slice, ref) − (l₀ − l₁)(ref, slice)]: fc2's bias cancels
-        np.maximum(first, 0, out=first)
-        np.maximum(second, 0, out=second)
-        first -= second
-        channels, h, w = first.shape
-        odds = (self.logit_weight @ first.reshape(channels, h * w)).reshape(h, w)
+        h, w = first.shape[1:]
+        odds = np.empty((h, w), np.float32)
+        # ½[(l₀ − l₁)(slice, ref) − (l₀ − l₁)(ref, slice)]: fc2's bias cancels; in bands of rows
+        # that stay in the cache (as _logit_difference)
+        for r0 in range(0, h, HEAD_ROWS):
+            rows = slice(r0, r0 + HEAD_ROWS)
+            as_a, as_b = first[:, rows], second[:, rows]
+            as_a += reference_b[:, rows]  # the slice as A against the reference as B
+            as_b += reference_a[:, rows]  # the reference as A against the slice as B
+            np.maximum(as_a, 0, out=as_a)
+            np.maximum(as_b, 0, out=as_b)
+            as_a -= as_b
+            odds[rows] = np.tensordot(self.logit_weight, as_a, axes=(0, 0))
         odds *= np.float32(0.5)
         return odds
 
