@@ -425,7 +425,7 @@ def main() -> None:
         "Decisions (pixels that differ from torch fp32; the package's whole pair / stack pipeline):",
         "",
         "| inputs | cases | onnx: mean / worst differ | onnx: largest map difference | "
-        "torch auto (bf16): mean / worst differ |",
+        "torch auto (bf16 where native): mean / worst differ |",
         "|---|---|---|---|---|",
     ]
     for label, title, what in (
