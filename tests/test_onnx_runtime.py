@@ -226,6 +226,25 @@ def test_altered_export_is_refused(tmp_path, ambiguous_pair) -> None:
         fuse_pair(ambiguous_pair.image_a, ambiguous_pair.image_b, weights=str(copy), runtime="onnx")
 
 
+def test_loaded_export_is_cached_and_verified_again_when_the_file_changes(tmp_path, monkeypatch) -> None:
+    from acnn_fusion.core import onnx_runtime
+
+    copy = _copy_shipped(tmp_path)
+    reads = []
+    verify = onnx_runtime.read_onnx_export
+    monkeypatch.setattr(onnx_runtime, "read_onnx_export", lambda w=None: reads.append(w) or verify(w))
+    first = onnx_runtime.load_onnx_network(copy)
+    assert onnx_runtime.load_onnx_network(copy) is first and len(reads) == 1  # not read or hashed again
+    target = copy.with_suffix(".onnx")
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new mtime however coarse
+    with pytest.raises(WeightsError, match="sha256"):
+        onnx_runtime.load_onnx_network(copy)
+
+
 def test_export_of_other_weights_is_not_used(tmp_path, fp32_cpu) -> None:
     copy = _copy_shipped(tmp_path)
     meta = json.loads(copy.with_suffix(".json").read_text())

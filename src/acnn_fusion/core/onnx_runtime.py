@@ -28,12 +28,20 @@ import numpy as np
 
 from acnn_fusion.core.geometry import PATCH_SIZE, score_map_shape
 from acnn_fusion.core.inference import ProgressCallback, cpu_threads, score_tiles, spinning_allowed
-from acnn_fusion.core.weights import default_weights_path, read_onnx_export, record_onnx_export
+from acnn_fusion.core.weights import (
+    default_weights_path,
+    onnx_export,
+    read_onnx_export,
+    record_onnx_export,
+)
 
 #: ONNX operator set of the export (Conv, Relu and Identity only: any onnxruntime runs it)
 OPSET = 17
 #: ONNX IR version of the export (onnxruntime ≥ 1.10 reads it)
 IR_VERSION = 8
+#: Score rows per step of the numpy head: 64 channels × 8 rows × a tile's ~121 columns of
+#: float32 (~250 KB per array) stay in the L2 cache through the sums, ReLUs and fc2
+HEAD_ROWS = 8
 
 
 class OnnxNetwork:
@@ -76,11 +84,20 @@ class OnnxNetwork:
         feed = np.ascontiguousarray(images, np.float32)[:, None]
         return self.session.run(outputs, {"images": feed})
 
-    def _logit_difference(self, fc1_input: np.ndarray) -> np.ndarray:
-        """logit(A) − logit(B) per score from fc1's output before its ReLU (f, h, w), overwritten."""
-        np.maximum(fc1_input, 0, out=fc1_input)
-        channels, h, w = fc1_input.shape
-        return (self.logit_weight @ fc1_input.reshape(channels, h * w)).reshape(h, w)
+    def _logit_difference(self, fc1_as_a: np.ndarray, fc1_as_b: np.ndarray) -> np.ndarray:
+        """logit(A) − logit(B) − fc2's bias difference per score, from the two parts of fc1's
+        input (f, h, w) (the first is overwritten). Worked :data:`HEAD_ROWS` score rows at a
+        time, so the sums and the ReLU stay in the cache (measured ~1.4–1.9× faster than whole
+        tiles at 121 rows)."""
+        h, w = fc1_as_a.shape[1:]
+        out = np.empty((h, w), np.float32)
+        for r0 in range(0, h, HEAD_ROWS):
+            rows = slice(r0, r0 + HEAD_ROWS)
+            part = fc1_as_a[:, rows]
+            part += fc1_as_b[:, rows]
+            np.maximum(part, 0, out=part)
+            out[rows] = np.tensordot(self.logit_weight, part, axes=(0, 0))
+        return out
 
     def score_map(
         self, grey_a: np.ndarray, grey_b: np.ndarray, *, tile: int, progress: ProgressCallback | None = None
@@ -93,8 +110,7 @@ class OnnxNetwork:
         for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
             pair = np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]])
             proj_a, proj_b = self._run(["proj_a", "proj_b"], pair)
-            proj_a[0] += proj_b[1]  # A's part of fc1 (with its bias) + B's part
-            difference = self._logit_difference(proj_a[0])
+            difference = self._logit_difference(proj_a[0], proj_b[1])  # A's part of fc1 + B's part
             difference += self.logit_bias
             n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
             scores[rows, cols] = expit(difference[:n_rows, :n_cols])
@@ -110,29 +126,47 @@ class OnnxNetwork:
         reference_a, reference_b = reference
         proj_a, proj_b = self._run(["proj_a", "proj_b"], image[None])
         first, second = proj_a[0], proj_b[0]
-        first += reference_b  # the slice as A against the reference as B
-        second += reference_a  # the reference as A against the slice as B
-        # ½[(l₀ − l₁)(slice, ref) − (l₀ − l₁)(ref, slice)]: fc2's bias cancels
-        np.maximum(first, 0, out=first)
-        np.maximum(second, 0, out=second)
-        first -= second
-        channels, h, w = first.shape
-        odds = (self.logit_weight @ first.reshape(channels, h * w)).reshape(h, w)
+        h, w = first.shape[1:]
+        odds = np.empty((h, w), np.float32)
+        # ½[(l₀ − l₁)(slice, ref) − (l₀ − l₁)(ref, slice)]: fc2's bias cancels; in bands of rows
+        # that stay in the cache (as _logit_difference)
+        for r0 in range(0, h, HEAD_ROWS):
+            rows = slice(r0, r0 + HEAD_ROWS)
+            as_a, as_b = first[:, rows], second[:, rows]
+            as_a += reference_b[:, rows]  # the slice as A against the reference as B
+            as_b += reference_a[:, rows]  # the reference as A against the slice as B
+            np.maximum(as_a, 0, out=as_a)
+            np.maximum(as_b, 0, out=as_b)
+            as_a -= as_b
+            odds[rows] = np.tensordot(self.logit_weight, as_a, axes=(0, 0))
         odds *= np.float32(0.5)
         return odds
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: str, _mtime: int, threads: int, spinning: bool) -> OnnxNetwork:
-    _, data = read_onnx_export(path)
+def _load(
+    path: str, _onnx_path: str, _digest: str, _stat: tuple[int, int], threads: int, spinning: bool
+) -> OnnxNetwork:
+    _, data = read_onnx_export(path)  # verified once per (file, recorded hash, mtime and size)
     return OnnxNetwork(data, threads, spinning)
 
 
 def load_onnx_network(weights: str | Path | None = None) -> OnnxNetwork:
-    """The verified ONNX export of ``weights`` (default: the shipped model) in a session (cached)."""
+    """The verified ONNX export of ``weights`` (default: the shipped model) in a session (cached).
+
+    The export is read and its sha256 checked when first loaded, and again only when the
+    sidecar records another file or hash or the file's mtime or size changes; later calls
+    read the small sidecar JSON and stat the file.
+    """
     path = Path(weights).resolve() if weights is not None else default_weights_path()
-    onnx_path, _ = read_onnx_export(path)  # verifies before the cache is consulted
-    return _load(str(path), onnx_path.stat().st_mtime_ns, cpu_threads(), spinning_allowed())
+    found = onnx_export(path)
+    if found is None:
+        read_onnx_export(path)  # raises the reason
+    onnx_path, digest = found  # type: ignore[misc]
+    stat = onnx_path.stat()
+    return _load(
+        str(path), str(onnx_path), digest, (stat.st_mtime_ns, stat.st_size), cpu_threads(), spinning_allowed()
+    )
 
 
 def onnx_graph(state: dict[str, np.ndarray], c3: int) -> Any:
