@@ -18,15 +18,17 @@ scores are near-tied, much where one slice is clearly sharper. The seam term is 
 colour seam cost: zero where the two slices agree at both pixels.
 
 It is minimised by a few rounds of block moves: every row segment of :data:`SEGMENT` pixels
-is optimised exactly by dynamic programming (its vertical neighbours and the pixels beyond
-its ends fixed; even rows, then odd rows), then every column segment, the segment ends
-shifted by half a segment every other round (iterated conditional modes over chains, so a
-boundary moves as a whole, not pixel by pixel, and the energy never rises). Labels are the
-pixel's depth D or one slice either side, so no pixel moves more than one slice from the
-depth its scores gave, and only pixels within R·SEGMENT of a depth boundary may move. After
-R rounds a label depends only on the image within R·(2·SEGMENT + 4) rows: the image is
-processed in bands of rows with that halo (bounded memory; banded and whole-image runs
-agree exactly). Deterministic (ties go to D).
+that holds a pixel allowed to move is optimised exactly by dynamic programming (its vertical
+neighbours and the pixels beyond its ends fixed; even rows, then odd rows), then every column
+segment, the segment ends shifted by half a segment in every other round (iterated
+conditional modes over chains: a boundary moves as a whole, not pixel by pixel, and the
+energy never rises). Labels are the pixel's depth D or one slice either side, so no pixel
+moves more than one slice from the depth its scores gave. A pixel may move only if it lies
+within :data:`REACH` px of a depth boundary, no neighbour's depth differs from its own by more
+than :data:`JUMP` slices, and leaving its slice costs it less than :data:`MOVE_LIMIT` log-odds
+times its confidence; elsewhere nothing is computed. After R rounds a label depends only on
+the image within R·(2·SEGMENT + 4) px, so the image is processed in tiles with that halo
+(bounded memory; tiled and whole-image runs agree exactly). Deterministic (ties go to D).
 """
 
 from __future__ import annotations
@@ -41,20 +43,24 @@ from acnn_fusion.core.geometry import SCORE_STRIDE
 #: μ: grey (on [0, 1]) a pixel of confidence 1 pays per log-odds of score it gives up.
 DATA_WEIGHT = 0.01
 #: Rounds of moves; each optimises every row segment, then every column segment, exactly.
-SEAM_ROUNDS = 3
+SEAM_ROUNDS = 2
 #: Length of the row and column segments optimised at once (dynamic programming along each).
 SEGMENT = 8
-#: float32 values held per band (grey and scores of the slices in reach, label and seam costs:
-#: 2 · slices + 21 per pixel): bounds memory (64 MB).
-BAND_VALUES = 1 << 24
+#: A pixel may move only if leaving its slice for a neighbouring one costs it less than this
+#: many log-odds of score, times its confidence (μ · this = the most it pays: 5 grey levels).
+MOVE_LIMIT = 2.0
+#: Pixels farther than this from a depth boundary keep their depth.
+REACH = 4
+#: Tiles of the image the moves run on (each with a halo, :func:`_halo`): bounds memory.
+SEAM_TILE = 512
 #: The cost of a label that is not allowed (outside the stack, or a pixel that may not move).
 _FORBIDDEN = np.float32(1e9)
 #: Preference for the current label, so that ties keep it (deterministic and stable).
 _STAY = np.float32(1e-7)
 
 
-def _movable(depth: np.ndarray, reach: int) -> np.ndarray:
-    """Pixels that may move: within ``reach`` px of a depth boundary."""
+def _near_boundary(depth: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels within ``reach`` px (Chebyshev) of a depth boundary."""
     low = ndimage.minimum_filter(depth, 3, mode="nearest")
     edge = ndimage.maximum_filter(depth, 3, mode="nearest") != low
     return ndimage.maximum_filter(edge, 2 * reach + 1, mode="constant") if reach > 1 else edge
@@ -65,26 +71,32 @@ def _halo(rounds: int) -> int:
     return rounds * (2 * SEGMENT + 4) + 1
 
 
-def _pair_costs(start: np.ndarray, planes: np.ndarray, first: int, axis: int) -> np.ndarray:
-    """(3, 3, …) seam costs between each pixel and its next neighbour along ``axis`` for the
-    labels start + s − 1 (pixel) and start + t − 1 (neighbour), s, t in 0, 1, 2."""
-    n = len(planes)
-    rows, cols = start.shape
-    flat = planes.reshape(n, -1)
-    index = np.arange(rows * cols).reshape(rows, cols)
+#: Largest depth jump between neighbours whose pixels may still move (the grey of slices
+#: D − JUMP − 1 … D + JUMP + 1 is gathered at each pixel).
+JUMP = 2
+
+
+def _pair_costs(start: np.ndarray, planes: np.ndarray, axis: int) -> np.ndarray:
+    """(3, 3, …) seam costs between each pixel p and its next neighbour q along ``axis`` for the
+    labels D_p + s − 1 and D_q + t − 1, s, t in 0, 1, 2. ``planes``: (2·JUMP + 3, rows, cols)
+    grey of slices D − JUMP − 1 … D + JUMP + 1 at each pixel; edges with |D_q − D_p| > JUMP
+    get wrong costs, so their pixels must not move."""
     if axis == 0:
-        p, q, dp, dq = index[:-1], index[1:], start[:-1], start[1:]
+        gp, gq = planes[:, :-1], planes[:, 1:]
+        d = start[1:].astype(np.int32) - start[:-1].astype(np.int32)
     else:
-        p, q, dp, dq = index[:, :-1], index[:, 1:], start[:, :-1], start[:, 1:]
-    out = np.empty((3, 3, *p.shape), np.float32)
+        gp, gq = planes[:, :, :-1], planes[:, :, 1:]
+        d = start[:, 1:].astype(np.int32) - start[:, :-1].astype(np.int32)
+    np.clip(d, -JUMP, JUMP, out=d)
+    middle = JUMP + 1  # index of slice D
+    out = np.empty((3, 3, *d.shape), np.float32)
     for s in range(3):
-        k = np.clip(dp.astype(np.int32) + (s - 1 - first), 0, n - 1)
-        kp, kq = flat[k, p], flat[k, q]
+        at_q = np.take_along_axis(gq, (middle + s - 1 - d)[None], axis=0)[0]  # I_k(q)
         for t in range(3):
-            m = np.clip(dq.astype(np.int32) + (t - 1 - first), 0, n - 1)
-            cost = np.abs(kp - flat[m, p])
-            cost += np.abs(kq - flat[m, q])
-            cost[k == m] = 0
+            at_p = np.take_along_axis(gp, (middle + d + t - 1)[None], axis=0)[0]  # I_l(p)
+            cost = np.abs(gp[middle + s - 1] - at_p)
+            cost += np.abs(at_q - gq[middle + t - 1])
+            cost[d == s - t] = 0  # the same slice on both sides: no seam
             out[s, t] = cost
     return out
 
@@ -113,104 +125,171 @@ def _segment_pass(
     unary: np.ndarray,
     along: np.ndarray,
     across: np.ndarray,
+    movable: np.ndarray,
     offset: int,
     origin: tuple[int, int],
 ) -> None:
     """Optimise ``state`` (rows, cols), in place, on every row segment of :data:`SEGMENT`
-    pixels, segments starting at global columns ≡ ``offset`` (mod SEGMENT), rows of even global
-    index first, then odd; everything outside a segment fixed. ``along``: (3, 3, rows, cols − 1)
-    costs between horizontal neighbours; ``across``: (3, 3, rows − 1, cols) between vertical
-    ones; ``origin``: global (row, column) of ``state[0, 0]``."""
+    pixels that holds a ``movable`` pixel, segments starting at global columns ≡ ``offset``
+    (mod SEGMENT), rows of even global index first, then odd; everything outside a segment
+    fixed. ``along``: (3, 3, rows, cols − 1) costs between horizontal neighbours; ``across``:
+    (3, 3, rows − 1, cols) between vertical ones; ``origin``: global (row, column) of
+    ``state[0, 0]``."""
     rows, cols = state.shape
     pre = (origin[1] - offset) % SEGMENT  # columns of the first segment before this array
-    padded = -(-(pre + cols) // SEGMENT) * SEGMENT
-    starts = np.zeros(cols, bool)
-    starts[(np.arange(cols) + pre) % SEGMENT == 0] = True
-    ends = np.zeros(cols, bool)
-    ends[(np.arange(cols) + pre) % SEGMENT == SEGMENT - 1] = True
+    segments = -(-(pre + cols) // SEGMENT)
+    zero = np.float32(0)
     for parity in (0, 1):
         chosen = np.arange((parity + origin[0]) % 2, rows, 2)
-        n = len(chosen)
-        if n == 0:
+        if not len(chosen):
             continue
-        local = unary[:, chosen]  # a copy (fancy index)
-        below = chosen < rows - 1  # vertical neighbours, fixed
-        r = chosen[below]
-        fixed = state[r + 1][None, None].astype(np.intp)
-        local[:, below] += np.take_along_axis(across[:, :, r], fixed, axis=1)[:, 0]
-        above = chosen > 0
-        r = chosen[above]
-        fixed = state[r - 1][None, None].astype(np.intp)
-        local[:, above] += np.take_along_axis(across[:, :, r - 1], fixed, axis=0)[0]
-        if cols > 1:  # horizontal neighbours outside the segment, fixed
-            link = along[:, :, chosen]
-            left = state[chosen, :-1].astype(np.intp)[None, None]
-            from_left = np.take_along_axis(link, left, axis=0)[0]  # (3, n, cols − 1): pixel j + 1
-            local[:, :, 1:] += np.where(starts[1:], from_left, np.float32(0))
-            right = state[chosen, 1:].astype(np.intp)[None, None]
-            to_right = np.take_along_axis(link, right, axis=1)[:, 0]  # pixel j
-            local[:, :, :-1] += np.where(ends[:-1], to_right, np.float32(0))
-            inside = np.zeros((3, 3, n, padded), np.float32)
-            inside[:, :, :, pre : pre + cols - 1] = link
-            del link, from_left, to_right
+        padded = np.zeros((len(chosen), segments * SEGMENT), bool)
+        padded[:, pre : pre + cols] = movable[chosen]
+        which, segment = np.nonzero(padded.reshape(len(chosen), segments, SEGMENT).any(axis=2))
+        if not len(which):
+            continue
+        r = chosen[which][:, None]  # (k, 1)
+        c = segment[:, None] * SEGMENT - pre + np.arange(SEGMENT)[None]  # (k, SEGMENT)
+        real = (c >= 0) & (c < cols)
+        cc = np.clip(c, 0, cols - 1)
+        local = unary[:, r, cc]  # (3, k, SEGMENT), a copy
+        local[:, ~real] = _FORBIDDEN
+        local[1][~real] = 0  # pixels beyond the array: state 1, free
+        if rows > 1:  # vertical neighbours, fixed
+            below = (r < rows - 1) & real
+            link = across[:, :, np.minimum(r, rows - 2), cc]
+            fixed = state[np.minimum(r + 1, rows - 1), cc]
+            for k in range(3):
+                local[k] += np.where(below, np.choose(fixed, link[k]), zero)
+            above = (r > 0) & real
+            link = across[:, :, np.maximum(r - 1, 0), cc]
+            fixed = state[np.maximum(r - 1, 0), cc]
+            for k in range(3):
+                local[k] += np.where(above, np.choose(fixed, link[:, k]), zero)
+        if cols > 1:
+            first, last = c[:, 0], c[:, -1]
+            row = r[:, 0]
+            left = (first >= 1) & (first <= cols - 1)  # fixed left neighbour of the first pixel
+            at = np.clip(first - 1, 0, cols - 2)
+            link = along[:, :, row, at]  # (3, 3, k)
+            fixed = state[row, at]
+            for k in range(3):
+                local[k, :, 0] += np.where(left, np.choose(fixed, link[:, k]), zero)
+            right = (last >= 0) & (last <= cols - 2)  # fixed right neighbour of the last pixel
+            at = np.clip(last, 0, cols - 2)
+            link = along[:, :, row, at]
+            fixed = state[row, np.minimum(at + 1, cols - 1)]
+            for k in range(3):
+                local[k, :, -1] += np.where(right, np.choose(fixed, link[k]), zero)
+            inside = real[:, :-1] & real[:, 1:]
+            pairs = along[:, :, r, np.clip(c[:, :-1], 0, cols - 2)]
+            pairs *= inside
         else:
-            inside = np.zeros((3, 3, n, padded), np.float32)
-        full = np.full((3, n, padded), _FORBIDDEN, np.float32)
-        full[1] = 0  # virtual pixels before and after the array: state 1, free
-        full[:, :, pre : pre + cols] = local
-        segments = padded // SEGMENT
-        chains = full.reshape(3, n * segments, SEGMENT)
-        pairs = inside.reshape(3, 3, n * segments, SEGMENT)[..., :-1]
-        result = _chains(chains, pairs).reshape(n, padded)
-        state[chosen] = result[:, pre : pre + cols]
+            pairs = np.zeros((3, 3, len(which), SEGMENT - 1), np.float32)
+        result = _chains(local, pairs)
+        state[np.broadcast_to(r, c.shape)[real], c[real]] = result[real]
 
 
-def _relabel_band(
+def _relabel_tile(
     start: np.ndarray,
-    cost: np.ndarray,
-    movable: np.ndarray,
+    unary: np.ndarray,
     planes: np.ndarray,
-    scores: np.ndarray,
-    first: int,
     rounds: int,
-    n_slices: int,
-    top: int,
+    origin: tuple[int, int],
 ) -> np.ndarray:
-    """The moved labels of one band (rows, cols): ``start`` the depth D, ``cost`` μ·c,
-    ``planes``/``scores`` grey and scores of slices ``first``… (n, rows, cols), ``top`` the
-    band's first row in the image."""
-    n = len(planes)
-    rows, cols = start.shape
-    flat_scores = scores.reshape(n, -1)
-    index = np.arange(rows * cols).reshape(rows, cols)
-    base = start.astype(np.int32)
-    own = flat_scores[np.clip(base - first, 0, n - 1), index]
-    unary = np.empty((3, rows, cols), np.float32)
-    for s in range(3):
-        label = base + (s - 1)
-        value = own - flat_scores[np.clip(label - first, 0, n - 1), index]
-        np.maximum(value, 0, out=value)
-        value *= cost
-        value[(label < 0) | (label >= n_slices) | (label < first) | (label >= first + n)] = _FORBIDDEN
-        if s != 1:
-            value[~movable] = _FORBIDDEN
-            value += _STAY
-        unary[s] = value
-    right = _pair_costs(start, planes, first, axis=1)
-    down = _pair_costs(start, planes, first, axis=0)
-    state = np.ones((rows, cols), np.int8)
+    """The moved labels of one tile: ``start`` the depth D (rows, cols), ``unary`` (3, rows,
+    cols) the data term of D − 1, D, D + 1, ``planes`` (5, rows, cols) the grey of D − 2 … D + 2,
+    ``origin`` the tile's first (row, column) in the image."""
+    right = _pair_costs(start, planes, axis=1)
+    down = _pair_costs(start, planes, axis=0)
+    movable = unary[0] < _FORBIDDEN
+    movable |= unary[2] < _FORBIDDEN
+    state = np.ones(start.shape, np.int8)
+    top, left = origin
     for round_ in range(rounds):
         offset = (round_ % 2) * (SEGMENT // 2)  # segment ends move between rounds
-        _segment_pass(state, unary, right, down, offset, (top, 0))
+        _segment_pass(state, unary, right, down, movable, offset, (top, left))
         _segment_pass(
             state.T,
             unary.transpose(0, 2, 1),
             down.transpose(0, 1, 3, 2),
             right.transpose(0, 1, 3, 2),
+            movable.T,
             offset,
-            (0, top),
+            (left, top),
         )
-    return (base + state.astype(np.int32) - 1).astype(start.dtype)
+    return (start.astype(np.int32) + state.astype(np.int32) - 1).astype(start.dtype)
+
+
+def _tile_terms(
+    depth: np.ndarray,
+    confidence: np.ndarray,
+    near: np.ndarray,
+    volume: np.ndarray,
+    rows: slice,
+    cols: slice,
+    n_slices: int,
+    inner: tuple[slice, slice],
+) -> np.ndarray | None:
+    """The data term (3, rows, cols) of labels D − 1, D, D + 1 on a tile with its halo,
+    forbidden for pixels that may not move; None if none of the ``inner`` pixels (relative to
+    the tile) may."""
+    start = depth[rows, cols].astype(np.int32)
+    grid_h, grid_w = volume.shape[1:]
+    block_rows = np.minimum(np.arange(rows.start, rows.stop) // SCORE_STRIDE, grid_h - 1)
+    block_cols = np.minimum(np.arange(cols.start, cols.stop) // SCORE_STRIDE, grid_w - 1)
+    first, final = max(0, int(start.min()) - 1), min(n_slices - 1, int(start.max()) + 1)
+    grid = np.asarray(
+        volume[first : final + 1, block_rows[0] : block_rows[-1] + 1, block_cols[0] : block_cols[-1] + 1],
+        np.float32,
+    )
+    br = (block_rows - block_rows[0])[:, None]
+    bc = (block_cols - block_cols[0])[None, :]
+    own = grid[start - first, br, bc]
+    unary = np.empty((3, *start.shape), np.float32)
+    cost = np.float32(DATA_WEIGHT) * np.clip(confidence[rows, cols], 0, 1).astype(np.float32)
+    movable = near[rows, cols].copy()
+    # a pixel next to a jump of more than JUMP slices stays (its seam costs are not computed)
+    for axis in (0, 1):
+        jump = np.abs(np.diff(start, axis=axis)) > JUMP
+        if axis == 0:
+            movable[1:] &= ~jump
+            movable[:-1] &= ~jump
+        else:
+            movable[:, 1:] &= ~jump
+            movable[:, :-1] &= ~jump
+    cheapest = np.full(start.shape, np.inf, np.float32)
+    for s in (0, 2):
+        label = start + (s - 1)
+        inside = (label >= 0) & (label < n_slices)
+        value = own - grid[np.clip(label, first, final) - first, br, bc]
+        np.maximum(value, 0, out=value)
+        value *= cost
+        np.minimum(cheapest, np.where(inside, value, np.inf), out=cheapest)
+        value += _STAY
+        value[~inside] = _FORBIDDEN
+        unary[s] = value
+    movable &= cheapest < np.float32(DATA_WEIGHT * MOVE_LIMIT)
+    if not movable[inner].any():  # the tile's own pixels all stay
+        return None
+    unary[1] = 0
+    unary[0][~movable] = _FORBIDDEN
+    unary[2][~movable] = _FORBIDDEN
+    return unary
+
+
+def _tile_planes(grey: Any, start: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """(2·JUMP + 3, rows, cols) grey of slices D − JUMP − 1 … D + JUMP + 1 (clipped to the
+    stack) at each pixel."""
+    n_slices, reach = grey.shape[0], JUMP + 1
+    planes = np.empty((2 * reach + 1, *start.shape), np.float32)
+    wanted = [np.clip(start.astype(np.int32) + u, 0, n_slices - 1) for u in range(-reach, reach + 1)]
+    for z in range(max(0, int(start.min()) - reach), min(n_slices - 1, int(start.max()) + reach) + 1):
+        plane = grey.block(z, rows, cols)
+        for u, index in enumerate(wanted):
+            here = index == z
+            planes[u][here] = plane[here]
+    return planes
 
 
 def place_seams(
@@ -220,50 +299,41 @@ def place_seams(
     volume: np.ndarray,
     *,
     rounds: int = SEAM_ROUNDS,
-    band_values: int = BAND_VALUES,
+    tile: int = SEAM_TILE,
 ) -> np.ndarray:
     """``depth`` with its boundaries moved to where the slices agree, where focus allows.
 
     ``depth``: (Y, X) uint16 slice per pixel; ``confidence``: (Y, X) in [0, 1]; ``grey``: a
     :class:`~acnn_fusion.core.stack.FocusImage` (or anything with ``shape`` and
-    ``block(z, rows)`` giving the float32 grey of slice z in those rows); ``volume``: the
-    (Z, h, w) score volume on the 2×2 block grid. Returns a new uint16 depth map; every label
-    is its own or one of its neighbours', within one slice of ``depth``.
+    ``block(z, rows, cols)`` giving the float32 grey of slice z there); ``volume``: the
+    (Z, h, w) score volume on the 2×2 block grid. Pixels move only within ``rounds`` ·
+    :data:`SEGMENT` px of a depth boundary, only to D ± 1, and only where that costs them less
+    than :data:`MOVE_LIMIT` log-odds times their confidence. Runs on tiles of ``tile`` px with
+    a halo; the result does not depend on ``tile``. Returns a new uint16 depth map.
     """
     out = depth.copy()
-    if rounds <= 0 or depth.size == 0 or grey.shape[0] < 2:
+    n_slices = grey.shape[0]
+    if rounds <= 0 or depth.size == 0 or n_slices < 2:
         return out
     halo = _halo(rounds)
-    movable = _movable(depth, rounds * SEGMENT)
-    if not movable.any():
-        return out
-    cost = np.float32(DATA_WEIGHT) * np.clip(confidence, 0, 1).astype(np.float32)
+    near = _near_boundary(depth, REACH)
     height, width = depth.shape
-    grid_h, grid_w = volume.shape[1:]
-    block_cols = np.minimum(np.arange(width) // SCORE_STRIDE, grid_w - 1)  # as grid_to_pixels
-    rows_moving = np.nonzero(movable.any(axis=1))[0]
-    top, last = int(rows_moving[0]), int(rows_moving[-1])
-    while top <= last:
-        # band height: as many rows as the slices in reach allow within band_values
-        lo, hi = max(0, top - halo), min(height, top + halo + 1)
-        span = int(depth[lo:hi].max()) - int(depth[lo:hi].min()) + 3
-        rows = max(halo, band_values // ((2 * span + 21) * width) - 2 * halo)
-        bottom = min(height, top + rows)
-        if not movable[top:bottom].any():
-            top = bottom
-            continue
-        lo, hi = max(0, top - halo), min(height, bottom + halo)
-        first = max(0, int(depth[lo:hi].min()) - 1)
-        final = min(int(depth[lo:hi].max()) + 1, grey.shape[0] - 1)
-        planes = np.stack([grey.block(z, slice(lo, hi)) for z in range(first, final + 1)])
-        block_rows = np.minimum(np.arange(lo, hi) // SCORE_STRIDE, grid_h - 1)
-        grid = np.asarray(volume[first : final + 1, block_rows[0] : block_rows[-1] + 1], np.float32)
-        scores = grid[:, block_rows - block_rows[0]][:, :, block_cols]
-        del grid
-        labels = _relabel_band(
-            depth[lo:hi], cost[lo:hi], movable[lo:hi], planes, scores, first, rounds, grey.shape[0], lo
-        )
-        del planes, scores
-        out[top:bottom] = labels[top - lo : bottom - lo]
-        top = bottom
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            inner = (slice(top, min(height, top + tile)), slice(left, min(width, left + tile)))
+            if not near[inner].any():
+                continue
+            rows = slice(max(0, top - halo), min(height, top + tile + halo))
+            cols = slice(max(0, left - halo), min(width, left + tile + halo))
+            own = (
+                slice(top - rows.start, inner[0].stop - rows.start),
+                slice(left - cols.start, inner[1].stop - cols.start),
+            )
+            unary = _tile_terms(depth, confidence, near, volume, rows, cols, n_slices, own)
+            if unary is None:
+                continue
+            start = depth[rows, cols]
+            planes = _tile_planes(grey, start, rows, cols)
+            labels = _relabel_tile(start, unary, planes, rounds, (rows.start, cols.start))
+            out[inner] = labels[own]
     return out
