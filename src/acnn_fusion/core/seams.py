@@ -51,6 +51,8 @@ SEGMENT = 8
 MOVE_LIMIT = 2.0
 #: Pixels farther than this from a depth boundary keep their depth.
 REACH = 4
+#: Segments solved at once (bounds the memory of one pass).
+CHUNK = 512
 #: Tiles of the image the moves run on (each with a halo, :func:`_halo`): bounds memory.
 SEAM_TILE = 512
 #: The cost of a label that is not allowed (outside the stack, or a pixel that may not move).
@@ -80,7 +82,7 @@ def _pair_costs(start: np.ndarray, planes: np.ndarray, axis: int) -> np.ndarray:
     """(3, 3, …) seam costs between each pixel p and its next neighbour q along ``axis`` for the
     labels D_p + s − 1 and D_q + t − 1, s, t in 0, 1, 2. ``planes``: (2·JUMP + 3, rows, cols)
     grey of slices D − JUMP − 1 … D + JUMP + 1 at each pixel; edges with |D_q − D_p| > JUMP
-    get wrong costs, so their pixels must not move."""
+    get wrong costs, so their pixels must not move. float16 (half the memory)."""
     if axis == 0:
         gp, gq = planes[:, :-1], planes[:, 1:]
         d = start[1:].astype(np.int32) - start[:-1].astype(np.int32)
@@ -89,7 +91,7 @@ def _pair_costs(start: np.ndarray, planes: np.ndarray, axis: int) -> np.ndarray:
         d = start[:, 1:].astype(np.int32) - start[:, :-1].astype(np.int32)
     np.clip(d, -JUMP, JUMP, out=d)
     middle = JUMP + 1  # index of slice D
-    out = np.empty((3, 3, *d.shape), np.float32)
+    out = np.empty((3, 3, *d.shape), np.float16)  # costs in [0, 2]: half precision is enough
     for s in range(3):
         at_q = np.take_along_axis(gq, (middle + s - 1 - d)[None], axis=0)[0]  # I_k(q)
         for t in range(3):
@@ -148,60 +150,64 @@ def _segment_pass(
         which, segment = np.nonzero(padded.reshape(len(chosen), segments, SEGMENT).any(axis=2))
         if not len(which):
             continue
-        r = chosen[which][:, None]  # (k, 1)
-        c = segment[:, None] * SEGMENT - pre + np.arange(SEGMENT)[None]  # (k, SEGMENT)
-        real = (c >= 0) & (c < cols)
-        cc = np.clip(c, 0, cols - 1)
-        local = unary[:, r, cc]  # (3, k, SEGMENT), a copy
-        local[:, ~real] = _FORBIDDEN
-        local[1][~real] = 0  # pixels beyond the array: state 1, free
-        if rows > 1:  # vertical neighbours, fixed
-            below = (r < rows - 1) & real
-            link = across[:, :, np.minimum(r, rows - 2), cc]
-            fixed = state[np.minimum(r + 1, rows - 1), cc]
-            for k in range(3):
-                local[k] += np.where(below, np.choose(fixed, link[k]), zero)
-            above = (r > 0) & real
-            link = across[:, :, np.maximum(r - 1, 0), cc]
-            fixed = state[np.maximum(r - 1, 0), cc]
-            for k in range(3):
-                local[k] += np.where(above, np.choose(fixed, link[:, k]), zero)
-        if cols > 1:
-            first, last = c[:, 0], c[:, -1]
-            row = r[:, 0]
-            left = (first >= 1) & (first <= cols - 1)  # fixed left neighbour of the first pixel
-            at = np.clip(first - 1, 0, cols - 2)
-            link = along[:, :, row, at]  # (3, 3, k)
-            fixed = state[row, at]
-            for k in range(3):
-                local[k, :, 0] += np.where(left, np.choose(fixed, link[:, k]), zero)
-            right = (last >= 0) & (last <= cols - 2)  # fixed right neighbour of the last pixel
-            at = np.clip(last, 0, cols - 2)
-            link = along[:, :, row, at]
-            fixed = state[row, np.minimum(at + 1, cols - 1)]
-            for k in range(3):
-                local[k, :, -1] += np.where(right, np.choose(fixed, link[k]), zero)
-            inside = real[:, :-1] & real[:, 1:]
-            pairs = along[:, :, r, np.clip(c[:, :-1], 0, cols - 2)]
-            pairs *= inside
-        else:
-            pairs = np.zeros((3, 3, len(which), SEGMENT - 1), np.float32)
-        result = _chains(local, pairs)
-        state[np.broadcast_to(r, c.shape)[real], c[real]] = result[real]
+        updates = []  # written after every chunk is solved: chunks do not see each other
+        for part in range(0, len(which), CHUNK):
+            r = chosen[which[part : part + CHUNK]][:, None]  # (k, 1)
+            c = segment[part : part + CHUNK, None] * SEGMENT - pre + np.arange(SEGMENT)[None]  # (k, SEGMENT)
+            real = (c >= 0) & (c < cols)
+            cc = np.clip(c, 0, cols - 1)
+            local = unary[:, r, cc]  # (3, k, SEGMENT), a copy
+            local[:, ~real] = _FORBIDDEN
+            local[1][~real] = 0  # pixels beyond the array: state 1, free
+            if rows > 1:  # vertical neighbours, fixed
+                below = (r < rows - 1) & real
+                link = across[:, :, np.minimum(r, rows - 2), cc]
+                fixed = state[np.minimum(r + 1, rows - 1), cc]
+                for k in range(3):
+                    local[k] += np.where(below, np.choose(fixed, link[k]), zero)
+                above = (r > 0) & real
+                link = across[:, :, np.maximum(r - 1, 0), cc]
+                fixed = state[np.maximum(r - 1, 0), cc]
+                for k in range(3):
+                    local[k] += np.where(above, np.choose(fixed, link[:, k]), zero)
+            if cols > 1:
+                first, last = c[:, 0], c[:, -1]
+                row = r[:, 0]
+                left = (first >= 1) & (first <= cols - 1)  # fixed left neighbour of the first pixel
+                at = np.clip(first - 1, 0, cols - 2)
+                link = along[:, :, row, at]  # (3, 3, k)
+                fixed = state[row, at]
+                for k in range(3):
+                    local[k, :, 0] += np.where(left, np.choose(fixed, link[:, k]), zero)
+                right = (last >= 0) & (last <= cols - 2)  # fixed right neighbour of the last pixel
+                at = np.clip(last, 0, cols - 2)
+                link = along[:, :, row, at]
+                fixed = state[row, np.minimum(at + 1, cols - 1)]
+                for k in range(3):
+                    local[k, :, -1] += np.where(right, np.choose(fixed, link[k]), zero)
+                inside = real[:, :-1] & real[:, 1:]
+                pairs = along[:, :, r, np.clip(c[:, :-1], 0, cols - 2)]
+                pairs *= inside
+            else:
+                pairs = np.zeros((3, 3, len(r), SEGMENT - 1), np.float32)
+            result = _chains(local, pairs)
+            updates.append((np.broadcast_to(r, c.shape)[real], c[real], result[real]))
+        for at_rows, at_cols, values in updates:
+            state[at_rows, at_cols] = values
 
 
 def _relabel_tile(
     start: np.ndarray,
     unary: np.ndarray,
-    planes: np.ndarray,
+    right: np.ndarray,
+    down: np.ndarray,
     rounds: int,
     origin: tuple[int, int],
 ) -> np.ndarray:
     """The moved labels of one tile: ``start`` the depth D (rows, cols), ``unary`` (3, rows,
-    cols) the data term of D − 1, D, D + 1, ``planes`` (5, rows, cols) the grey of D − 2 … D + 2,
-    ``origin`` the tile's first (row, column) in the image."""
-    right = _pair_costs(start, planes, axis=1)
-    down = _pair_costs(start, planes, axis=0)
+    cols) the data term of D − 1, D, D + 1, ``right``/``down`` the seam costs to the next
+    pixel along rows/columns (:func:`_pair_costs`), ``origin`` the tile's first (row, column)
+    in the image."""
     movable = unary[0] < _FORBIDDEN
     movable |= unary[2] < _FORBIDDEN
     state = np.ones(start.shape, np.int8)
@@ -282,12 +288,12 @@ def _tile_planes(grey: Any, start: np.ndarray, rows: slice, cols: slice) -> np.n
     """(2·JUMP + 3, rows, cols) grey of slices D − JUMP − 1 … D + JUMP + 1 (clipped to the
     stack) at each pixel."""
     n_slices, reach = grey.shape[0], JUMP + 1
-    planes = np.empty((2 * reach + 1, *start.shape), np.float32)
-    wanted = [np.clip(start.astype(np.int32) + u, 0, n_slices - 1) for u in range(-reach, reach + 1)]
+    planes = np.zeros((2 * reach + 1, *start.shape), np.float32)  # slices beyond the stack: 0
+    labels = start.astype(np.int32)
     for z in range(max(0, int(start.min()) - reach), min(n_slices - 1, int(start.max()) + reach) + 1):
         plane = grey.block(z, rows, cols)
-        for u, index in enumerate(wanted):
-            here = index == z
+        for u in range(2 * reach + 1):
+            here = labels == z - (u - reach)
             planes[u][here] = plane[here]
     return planes
 
@@ -334,6 +340,9 @@ def place_seams(
                 continue
             start = depth[rows, cols]
             planes = _tile_planes(grey, start, rows, cols)
-            labels = _relabel_tile(start, unary, planes, rounds, (rows.start, cols.start))
+            right, down = _pair_costs(start, planes, axis=1), _pair_costs(start, planes, axis=0)
+            del planes
+            labels = _relabel_tile(start, unary, right, down, rounds, (rows.start, cols.start))
+            del right, down
             out[inner] = labels[own]
     return out

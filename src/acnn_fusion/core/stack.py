@@ -57,7 +57,7 @@ from acnn_fusion.core.inference import (
 )
 from acnn_fusion.core.pipeline import FusionSettings, decide
 from acnn_fusion.core.seams import place_seams
-from acnn_fusion.options import STRATEGIES, FusionOptions
+from acnn_fusion.options import DEFAULT_TILE, STRATEGIES, FusionOptions
 
 if TYPE_CHECKING:
     import torch
@@ -583,18 +583,23 @@ def _pixel_depth(
 
 
 def _fold_volume(
-    volume: np.ndarray, smoothing: float, shape: tuple[int, int], grey: FocusImage | None = None
+    volume: np.ndarray,
+    smoothing: float,
+    shape: tuple[int, int],
+    grey: FocusImage | None = None,
+    tile: int = DEFAULT_TILE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A score volume's depth map (:func:`_pixel_depth`) and confidence, both at pixel resolution.
 
     With ``grey`` (the stack's :class:`FocusImage`) the depth boundaries in low-confidence
-    regions are then moved to where the slices agree (:func:`~acnn_fusion.core.seams.place_seams`).
+    regions are then moved to where the slices agree (:func:`~acnn_fusion.core.seams.place_seams`,
+    on tiles of ``tile`` px: memory bounded like the scoring's; the result does not depend on it).
     """
     best, confidence, parts = _regularise_parts(volume, smoothing)
     depth = _pixel_depth(volume, best, parts, shape)
     confidence = grid_to_pixels(confidence, shape)
     if grey is not None:
-        depth = place_seams(depth, confidence, grey, volume)
+        depth = place_seams(depth, confidence, grey, volume, tile=tile)
     return depth, confidence
 
 
@@ -616,7 +621,7 @@ def _soft_fold(
     confidence)``, both (Y, X).
     """
     volume = _score_volume(model, grey, device, tile, precision, progress)
-    return _fold_volume(volume, smoothing, grey.shape[1:], grey if seams else None)
+    return _fold_volume(volume, smoothing, grey.shape[1:], grey if seams else None, tile)
 
 
 def _pairwise(
