@@ -18,11 +18,11 @@ def _steps_across(fused: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
 
 def _offset_stack(agree_at: int, shape=(40, 64)) -> np.ndarray:
-    """Two flat slices; slice 1 is brighter than slice 0 by 0.004 per column from ``agree_at``."""
+    """Two flat slices with equal contrast; slice 1 is brighter than slice 0 by 0.004 per column
+    from ``agree_at``."""
     cols = np.arange(shape[1], dtype=np.float32)
-    first = np.full(shape, 0.5, np.float32)
-    second = first + np.float32(0.004) * np.abs(cols - agree_at)[None, :]
-    return np.stack([first, second])
+    offset = np.float32(0.002) * np.abs(cols - agree_at)[None, :] + np.zeros(shape, np.float32)
+    return np.stack([0.5 - offset, 0.5 + offset])
 
 
 def test_boundary_in_a_flat_region_moves_to_where_the_slices_agree():

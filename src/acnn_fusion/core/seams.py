@@ -49,6 +49,10 @@ SEGMENT = 8
 #: A pixel may move only if leaving its slice for a neighbouring one costs it less than this
 #: many log-odds of score, times its confidence (μ · this = the most it pays: 5 grey levels).
 MOVE_LIMIT = 2.0
+#: ν: grey a pixel pays per grey level of local contrast (RMS neighbour difference over 3×3)
+#: its new slice has less than its own: the image's own focus cue at pixel scale, which the
+#: 16×16-patch scores cannot give.
+CONTRAST_WEIGHT = 2.0
 #: Pixels farther than this from a depth boundary keep their depth.
 REACH = 4
 #: Segments solved at once (bounds the memory of one pass).
@@ -70,7 +74,7 @@ def _near_boundary(depth: np.ndarray, reach: int) -> np.ndarray:
 
 def _halo(rounds: int) -> int:
     """Rows a band needs above and below: how far a label's influence reaches in ``rounds``."""
-    return rounds * (2 * SEGMENT + 4) + 1
+    return rounds * (2 * SEGMENT + 4) + 3  # + 2: the 3×3 contrast of the slices
 
 
 #: Largest depth jump between neighbours whose pixels may still move (the grey of slices
@@ -298,6 +302,29 @@ def _tile_planes(grey: Any, start: np.ndarray, rows: slice, cols: slice) -> np.n
     return planes
 
 
+def _contrast(plane: np.ndarray) -> np.ndarray:
+    """RMS difference between 4-neighbours over 3×3 (edges repeated): local contrast."""
+    energy = np.zeros_like(plane)
+    step = np.diff(plane, axis=0) ** 2
+    energy[1:] += step
+    energy[:-1] += step
+    step = np.diff(plane, axis=1) ** 2
+    energy[:, 1:] += step
+    energy[:, :-1] += step
+    return np.sqrt(ndimage.uniform_filter(energy, 3, mode="nearest") / 4)
+
+
+def _add_contrast(unary: np.ndarray, planes: np.ndarray) -> None:
+    """Add ν · (contrast of D − contrast of D ± 1)⁺ to the data term of D ± 1, in place."""
+    middle = len(planes) // 2
+    own = _contrast(planes[middle])
+    for s in (0, 2):
+        loss = own - _contrast(planes[middle + s - 1])
+        np.maximum(loss, 0, out=loss)
+        loss *= np.float32(CONTRAST_WEIGHT)
+        unary[s] += loss
+
+
 def place_seams(
     depth: np.ndarray,
     confidence: np.ndarray,
@@ -340,6 +367,7 @@ def place_seams(
                 continue
             start = depth[rows, cols]
             planes = _tile_planes(grey, start, rows, cols)
+            _add_contrast(unary, planes)
             right, down = _pair_costs(start, planes, axis=1), _pair_costs(start, planes, axis=0)
             del planes
             labels = _relabel_tile(start, unary, right, down, rounds, (rows.start, cols.start))
