@@ -15,7 +15,10 @@ Two strategies:
     strong evidence for another depth take the depth interpolated from confident neighbours
     (a membrane, :func:`_membrane`); each block then takes the slice with the highest
     regularised score, and pixels along depth edges the slice whose interpolated scores are
-    highest there (:func:`_pixel_depth`). No
+    highest there (:func:`_pixel_depth`); depth boundaries that focus does not decide then
+    move, by at most one slice, to where the neighbouring slices agree in brightness
+    (``seams="agree"``, :func:`~acnn_fusion.core.seams.place_seams`), so that exact-copy
+    composition shows smaller steps. No
     near-tie between neighbouring slices is ever turned into a hard decision, which matters
     in finely sampled, noisy stacks. ``confidence`` is near 1 where a block's own scores pick
     its depth and 0 where the depth is a guess taken from its neighbours.
