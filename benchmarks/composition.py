@@ -285,8 +285,8 @@ def seams(shared: Path, out: Path, images: Path) -> None:
         "(Gaussian σ 3 px − σ 24 px) of the fused grey over the flat region: soft-edged patches that "
         "the step measure misses; it does not depend on the depth map, so enfuse's is comparable.",
         "",
-        "ACNN rows use the default depth map (`seams=\"agree\"`: boundaries moved to where the slices "
-        "agree, `core/seams.py`), except `copy, seams off` (its own depth map, `seams=\"off\"`).",
+        'ACNN rows use the default depth map (`seams="agree"`: boundaries moved to where the slices '
+        'agree, `core/seams.py`), except `copy, seams off` (its own depth map, `seams="off"`).',
         "",
         "Montages: rows = the 4 flat windows (64×64, shown 4×) where the boundary steps of "
         "`copy, seams off` are largest; columns = "

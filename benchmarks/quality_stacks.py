@@ -183,8 +183,9 @@ def speed(before_revision: str | None = None) -> None:
     The two folds share everything up to the score volume (the network); the run times that
     once (default precision, as a user runs it), then, on the same volume, the fold's last
     steps both ways: the per-block maximum (``depth_smoothing=0``, the fold before) and the
-    regularisation (``depth_smoothing=2``), each followed by the pixel expansion and the
-    gather. Before = network + plain steps, after = network + regularised steps.
+    regularisation (``depth_smoothing=2``) with ``seams="off"`` and with the default seam
+    placement, each followed by the pixel expansion and the gather. Before = network + plain
+    steps, after = network + regularised steps.
     """
     import torch
 
@@ -213,11 +214,14 @@ def speed(before_revision: str | None = None) -> None:
         if variant == "before":
             assert old is not None
             depth = grid_to_pixels(old._regularise(volume, 2.0)[0], grey.shape[1:])
+        elif variant == "seams-off":
+            depth = _fold_volume(volume, 2.0, grey.shape[1:])[0]
         else:
-            depth = _fold_volume(volume, 0.0 if variant == "plain" else 2.0, grey.shape[1:])[0]
+            smoothing = 0.0 if variant == "plain" else 2.0
+            depth = _fold_volume(volume, smoothing, grey.shape[1:], grey if variant == "default" else None)[0]
         compose_stack(standard, depth)
 
-    variants = ["plain", "default"] + (["before"] if old is not None else [])
+    variants = ["plain", "seams-off", "default"] + (["before"] if old is not None else [])
     steps: dict[str, float] = {}
     for variant in variants * 2:  # twice each, interleaved; the faster counts
         start = time.perf_counter()
@@ -226,7 +230,9 @@ def speed(before_revision: str | None = None) -> None:
     plain, after = network + steps["plain"], network + steps["default"]
     line = (
         f"load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; network (score volume) "
-        f"{network:.1f} s; last steps: plain {steps['plain']:.2f} s, default {steps['default']:.2f} s"
+        f"{network:.1f} s; last steps: plain {steps['plain']:.2f} s, seams off {steps['seams-off']:.2f} s, "
+        f"default {steps['default']:.2f} s; fold ratio default / seams off "
+        f"{after / (network + steps['seams-off']):.3f}"
     )
     if old is not None:
         before = network + steps["before"]

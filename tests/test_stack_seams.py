@@ -87,7 +87,7 @@ def test_fold_with_brightness_steps_keeps_provenance_and_shows_smaller_seams():
     case = render_flat_region_stack(sharp, depth, 6, flat, radius_per_slice=1.5, noise=0.002, seed=1)
     gain = np.linspace(1.0, 1.1, 6)[:, None, None]
     ramp = np.sin(xx / 9.0)[None]  # the slices' brightness differs by gain^ramp: equal where ramp = 0
-    stack = np.clip(case.stack * gain ** ramp, 0, 65535).astype(np.uint16)
+    stack = np.clip(case.stack * gain**ramp, 0, 65535).astype(np.uint16)
     placed = fuse_stack(stack, precision="fp32")
     unplaced = fuse_stack(stack, precision="fp32", seams="off")
     rows, cols = np.indices(sharp.shape)
