@@ -13,7 +13,9 @@ composition step differs between the rows (:mod:`acnn_fusion.core.compose`). Sco
 - provenance, every set: ``new_values_%`` = share of pixels whose value (all channels) is found
   in no source image at that position; ``mean_abs_change`` = mean |blended − copy| over all
   pixels, grey levels on the 0–255 scale;
-- seams on real stacks (``brightfield_cells_sephace/init_zstack.tif``, ``macro_pcb``):
+- seams on real stacks (``brightfield_cells_sephace/init_zstack.tif``, ``macro_pcb``,
+  ``metallographic_mufoc/mufoc_1_1``; ACNN rows with ``seams="agree"``, the default, and
+  ``seams="off"`` for the copy):
   ``seam_ratio`` = mean |step| between 4-neighbours on either side of a depth-map boundary
   inside flat regions (9×9 local SD of the stack's mean grey below its 30th percentile)
   divided by the mean |step| between flat 4-neighbours of the same slice (1 = no visible
@@ -269,7 +271,7 @@ def seams(shared: Path, out: Path, images: Path) -> None:
     from real_stacks import _stack_array
 
     stacks_dir = shared / "eval/stacks"
-    cases = ["brightfield_cells_sephace/init_zstack.tif", "macro_pcb"]
+    cases = ["brightfield_cells_sephace/init_zstack.tif", "macro_pcb", "metallographic_mufoc/mufoc_1_1"]
     lines = [
         "# Seams in flat regions of real stacks: exact copy vs pyramid blending",
         "",
@@ -283,9 +285,12 @@ def seams(shared: Path, out: Path, images: Path) -> None:
         "(Gaussian σ 3 px − σ 24 px) of the fused grey over the flat region: soft-edged patches that "
         "the step measure misses; it does not depend on the depth map, so enfuse's is comparable.",
         "",
-        "Montages: rows = the 4 flat windows (64×64, shown 4×) where the copy's boundary steps are "
-        "largest; columns = "
-        + " | ".join([*VARIANTS_SHOWN, "enfuse (if installed)", "ACNN depth map"])
+        'ACNN rows use the default depth map (`seams="agree"`: boundaries moved to where the slices '
+        'agree, `core/seams.py`), except `copy, seams off` (its own depth map, `seams="off"`).',
+        "",
+        "Montages: rows = the 4 flat windows (64×64, shown 4×) where the boundary steps of "
+        "`copy, seams off` are largest; columns = "
+        + " | ".join([*VARIANTS_SHOWN, "copy, seams off", "enfuse (if installed)", "ACNN depth map"])
         + "; one contrast stretch per row (the copy crop's 1–99 %), so steps look stronger than at "
         "normal contrast.",
         "",
@@ -299,12 +304,14 @@ def seams(shared: Path, out: Path, images: Path) -> None:
         stack = _stack_array(path)
         result = fuse_stack(stack, precision="fp32")
         depth = result.depth_map
+        unplaced = fuse_stack(stack, precision="fp32", seams="off").depth_map
         mean_grey = np.zeros(depth.shape)
         for plane in stack:
             mean_grey += _grey(plane) / len(stack)
         sd = _local_sd(mean_grey)
         flat = sd < np.percentile(sd, 30)
         methods = {v: compose_stack(stack, depth, **VARIANTS[v]) for v in VARIANTS_SHOWN}
+        methods["copy, seams off"] = compose_stack(stack, unplaced, mode="copy")
         if enfuse_available():
             methods["enfuse"] = enfuse(stack)
         stem = case.replace("/", "_").removesuffix(".tif")
@@ -315,7 +322,7 @@ def seams(shared: Path, out: Path, images: Path) -> None:
             "|---|---|---|---|---|---|",
         ]
         for method, fused in methods.items():
-            scores = seam_scores(fused, depth, flat)
+            scores = seam_scores(fused, unplaced if method == "copy, seams off" else depth, flat)
             new = 100.0 * _new_values(fused, stack)
             csv_rows.append({"stack": case, "method": method, **scores, "new_values_%": new})
             lines.append(
@@ -326,7 +333,7 @@ def seams(shared: Path, out: Path, images: Path) -> None:
             print(case, method, scores, f"new {new:.1f} %", flush=True)
         size, zoom = 64, 4
         rows = []
-        for y, x in _worst_crops(methods["copy"], depth, flat, size, 4):
+        for y, x in _worst_crops(methods["copy, seams off"], unplaced, flat, size, 4):
             window = (slice(y - size // 2, y + size // 2), slice(x - size // 2, x + size // 2))
             crops = _stretch([m[window] for m in methods.values()], methods["copy"][window])
             crops.append(_heat(depth[window] / max(1, len(stack) - 1)))

@@ -11,7 +11,9 @@ fused image against the sharp original, and depth accuracy (share of textured pi
 slice is within ±1 of the truth). The network runs in fp32, so the scores do not depend on
 the CPU; the seconds column is fp32 too. ``acnn-features`` is the default fold (regularised
 depth, ``depth_smoothing=2``), ``acnn-features-unregularised`` the same fold with
-``depth_smoothing=0`` (each 2×2 block takes its own best slice: the fold before issue 13).
+``depth_smoothing=0`` (each 2×2 block takes its own best slice: the fold before issue 13),
+``acnn-features-seams-off`` the default with ``seams="off"`` (boundaries not moved to where the
+slices agree, :mod:`acnn_fusion.core.seams`).
 A second table (``synthetic_stacks_flat_*``) scores stacks with a flat dark region in
 uint16 camera noise (:func:`~acnn_fusion.synthetic.render_flat_region_stack`): depth accuracy
 inside the flat region, where only the neighbours can tell the depth.
@@ -97,9 +99,12 @@ def _flat_table(out: Path, cache: Path | None = None) -> None:
     for name, case in flat_region_stacks():
         truth = case.depth_index.astype(int)
         inner = ndimage.binary_erosion(case.flat, iterations=8)
-        ours, plain, _ = fold_both(case.stack, cache=None if cache is None else cache / f"synth_{name}.npy")
+        ours, plain, _, unplaced = fold_both(
+            case.stack, cache=None if cache is None else cache / f"synth_{name}.npy"
+        )
         methods = {
             "acnn-features": ours.depth_map,
+            "acnn-features-seams-off": unplaced.depth_map,
             "acnn-features-unregularised": plain.depth_map,
             "variance-projection": projection(case.stack, "variance")[1],
             "sobel-projection": projection(case.stack, "sobel")[1],
@@ -115,7 +120,7 @@ def _flat_table(out: Path, cache: Path | None = None) -> None:
                     "outliers": depth_outliers(depth),
                 }
             )
-        print(name, "  ".join(f"{r['method']} {r['flat_depth_within_1']:.3f}" for r in rows[-4:]), flush=True)
+        print(name, "  ".join(f"{r['method']} {r['flat_depth_within_1']:.3f}" for r in rows[-5:]), flush=True)
     _write(rows, out / "synthetic_stacks_flat_per_case")
     means = _means(rows, key="case")
     _write(means, out / "synthetic_stacks_flat_means")
@@ -129,7 +134,8 @@ def fold_both(stack: np.ndarray, smoothing: float = 2.0, cache: Path | None = No
     network pass: the score volume is computed once and regularised both ways, as
     ``fuse_stack`` does. With ``cache`` the score volume is read from that .npy file if it
     exists, else written there. Returns (default result, unregularised result, seconds of the
-    default; the network's share is 0 when the volume came from the cache)."""
+    default; the network's share is 0 when the volume came from the cache), default result with
+    ``seams="off"``). Unregularised means the fold before issue 13: no seam placement either."""
     import torch
 
     from acnn_fusion.core.compose import compose_stack
@@ -148,9 +154,9 @@ def fold_both(stack: np.ndarray, smoothing: float = 2.0, cache: Path | None = No
             np.save(cache, np.asarray(volume))
     network = time.perf_counter() - start
     results, seconds = [], 0.0
-    for value in (smoothing, 0.0):
+    for value, seams in ((smoothing, True), (0.0, False), (smoothing, False)):
         start = time.perf_counter()
-        depth, confidence = _fold_volume(volume, value, grey.shape[1:])
+        depth, confidence = _fold_volume(volume, value, grey.shape[1:], grey if seams else None)
         results.append(
             StackResult(
                 fused=compose_stack(standard, depth),
@@ -159,9 +165,9 @@ def fold_both(stack: np.ndarray, smoothing: float = 2.0, cache: Path | None = No
                 strategy="features",
             )
         )
-        if value == smoothing:
+        if value == smoothing and seams:
             seconds = network + time.perf_counter() - start
-    return results[0], results[1], seconds
+    return results[0], results[1], seconds, results[2]
 
 
 def depth_outliers(depth: np.ndarray, slices: int = 2, window: int = 9) -> float:
@@ -177,8 +183,9 @@ def speed(before_revision: str | None = None) -> None:
     The two folds share everything up to the score volume (the network); the run times that
     once (default precision, as a user runs it), then, on the same volume, the fold's last
     steps both ways: the per-block maximum (``depth_smoothing=0``, the fold before) and the
-    regularisation (``depth_smoothing=2``), each followed by the pixel expansion and the
-    gather. Before = network + plain steps, after = network + regularised steps.
+    regularisation (``depth_smoothing=2``) with ``seams="off"`` and with the default seam
+    placement, each followed by the pixel expansion and the gather. Before = network + plain
+    steps, after = network + regularised steps.
     """
     import torch
 
@@ -207,11 +214,14 @@ def speed(before_revision: str | None = None) -> None:
         if variant == "before":
             assert old is not None
             depth = grid_to_pixels(old._regularise(volume, 2.0)[0], grey.shape[1:])
+        elif variant == "seams-off":
+            depth = _fold_volume(volume, 2.0, grey.shape[1:])[0]
         else:
-            depth = _fold_volume(volume, 0.0 if variant == "plain" else 2.0, grey.shape[1:])[0]
+            smoothing = 0.0 if variant == "plain" else 2.0
+            depth = _fold_volume(volume, smoothing, grey.shape[1:], grey if variant == "default" else None)[0]
         compose_stack(standard, depth)
 
-    variants = ["plain", "default"] + (["before"] if old is not None else [])
+    variants = ["plain", "seams-off", "default"] + (["before"] if old is not None else [])
     steps: dict[str, float] = {}
     for variant in variants * 2:  # twice each, interleaved; the faster counts
         start = time.perf_counter()
@@ -220,7 +230,9 @@ def speed(before_revision: str | None = None) -> None:
     plain, after = network + steps["plain"], network + steps["default"]
     line = (
         f"load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; network (score volume) "
-        f"{network:.1f} s; last steps: plain {steps['plain']:.2f} s, default {steps['default']:.2f} s"
+        f"{network:.1f} s; last steps: plain {steps['plain']:.2f} s, seams off {steps['seams-off']:.2f} s, "
+        f"default {steps['default']:.2f} s; fold ratio default / seams off "
+        f"{after / (network + steps['seams-off']):.3f}"
     )
     if old is not None:
         before = network + steps["before"]
@@ -260,8 +272,9 @@ def main() -> None:
         for strategy in args.strategies:
             if strategy == "features":  # both depth settings from one network pass
                 cached = None if args.volume_cache is None else args.volume_cache / f"synth_{name}.npy"
-                ours, plain, seconds = fold_both(stack, cache=cached)
+                ours, plain, seconds, unplaced = fold_both(stack, cache=cached)
                 methods["acnn-features"] = (ours.fused, ours.depth_map, seconds)
+                methods["acnn-features-seams-off"] = (unplaced.fused, unplaced.depth_map, seconds)
                 methods["acnn-features-unregularised"] = (plain.fused, plain.depth_map, seconds)
                 continue
             start = time.perf_counter()

@@ -177,7 +177,7 @@ def defect_crops(root: Path, out: Path, revision: str, cache: Path | None) -> No
             volume = _score_volume(load_model(), grey, select_device("cpu"), DEFAULT_TILE, "fp32", None)
         shape = data.shape[1:3]
         old_depth = grid_to_pixels(before._regularise(volume, 2.0)[0], shape)
-        new_depth = _fold_volume(volume, 2.0, shape)[0]
+        new_depth = _fold_volume(volume, 2.0, shape, FocusImage(standard))[0]
         window = (slice(top, top + size), slice(left, left + size))
         tiles = []
         for depth in (old_depth, new_depth):
@@ -290,7 +290,7 @@ def fold_both(
             np.save(cache, np.asarray(volume))
     network_s = time.perf_counter() - start
     start = time.perf_counter()
-    depth, confidence = _fold_volume(volume, 2.0, grey.shape[1:])
+    depth, confidence = _fold_volume(volume, 2.0, grey.shape[1:], grey)  # the default: seams="agree"
     result = StackResult(
         fused=compose_stack(standard, depth),
         depth_map=depth,

@@ -25,6 +25,7 @@ Runtime = Literal["auto", "onnx", "torch"]
 Kind = Literal["pair", "stack"]
 Composition = Literal["copy", "pyramid"]
 AlignModel = Literal["translation", "similarity", "affine"]
+Seams = Literal["agree", "off"]
 
 PRESET_NAMES: tuple[str, ...] = get_args(Preset)
 #: stack folds: ``features`` (one network pass per slice, scored against the stack's mean),
@@ -41,6 +42,9 @@ KINDS: tuple[str, ...] = get_args(Kind)
 COMPOSITIONS: tuple[str, ...] = get_args(Composition)
 #: motion models of slice alignment (:mod:`acnn_fusion.core.align`)
 ALIGN_MODELS: tuple[str, ...] = get_args(AlignModel)
+#: where the features fold puts depth boundaries that focus does not decide
+#: (:mod:`acnn_fusion.core.seams`)
+SEAM_MODES: tuple[str, ...] = get_args(Seams)
 
 #: Default tile edge in pixels: bounds memory; on the CPU 256 measured faster than 512 and 1024
 #: (docs/performance.md). On a GPU larger tiles may pay.
@@ -125,6 +129,14 @@ class FusionOptions:
         "neighbours (0 = each 2×2 block its own best slice)",
         kinds=("stack",),
         example=0.5,
+    )
+    seams: Seams = _option(
+        "agree",
+        "features fold: move depth boundaries that focus does not decide (low confidence, near-tied "
+        "scores) by up to one slice to where the neighbouring slices agree, so copy composition shows "
+        "fewer brightness steps; off = boundaries where the scores put them",
+        kinds=("stack",),
+        example="off",
     )
     detect_channel: int | None = _option(
         None,

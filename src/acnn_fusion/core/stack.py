@@ -15,7 +15,10 @@ Two strategies:
     strong evidence for another depth take the depth interpolated from confident neighbours
     (a membrane, :func:`_membrane`); each block then takes the slice with the highest
     regularised score, and pixels along depth edges the slice whose interpolated scores are
-    highest there (:func:`_pixel_depth`). No
+    highest there (:func:`_pixel_depth`); depth boundaries that focus does not decide then
+    move, by at most one slice, to where the neighbouring slices agree in brightness
+    (``seams="agree"``, :func:`~acnn_fusion.core.seams.place_seams`), so that exact-copy
+    composition shows smaller steps. No
     near-tie between neighbouring slices is ever turned into a hard decision, which matters
     in finely sampled, noisy stacks. ``confidence`` is near 1 where a block's own scores pick
     its depth and 0 where the depth is a guess taken from its neighbours.
@@ -56,7 +59,8 @@ from acnn_fusion.core.inference import (
     score_tiles,
 )
 from acnn_fusion.core.pipeline import FusionSettings, decide
-from acnn_fusion.options import STRATEGIES, FusionOptions
+from acnn_fusion.core.seams import place_seams
+from acnn_fusion.options import DEFAULT_TILE, STRATEGIES, FusionOptions
 
 if TYPE_CHECKING:
     import torch
@@ -582,11 +586,24 @@ def _pixel_depth(
 
 
 def _fold_volume(
-    volume: np.ndarray, smoothing: float, shape: tuple[int, int]
+    volume: np.ndarray,
+    smoothing: float,
+    shape: tuple[int, int],
+    grey: FocusImage | None = None,
+    tile: int = DEFAULT_TILE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A score volume's depth map (:func:`_pixel_depth`) and confidence, both at pixel resolution."""
+    """A score volume's depth map (:func:`_pixel_depth`) and confidence, both at pixel resolution.
+
+    With ``grey`` (the stack's :class:`FocusImage`) the depth boundaries in low-confidence
+    regions are then moved to where the slices agree (:func:`~acnn_fusion.core.seams.place_seams`,
+    on tiles of ``tile`` px: memory bounded like the scoring's; the result does not depend on it).
+    """
     best, confidence, parts = _regularise_parts(volume, smoothing)
-    return _pixel_depth(volume, best, parts, shape), grid_to_pixels(confidence, shape)
+    depth = _pixel_depth(volume, best, parts, shape)
+    confidence = grid_to_pixels(confidence, shape)
+    if grey is not None:
+        depth = place_seams(depth, confidence, grey, volume, tile=tile)
+    return depth, confidence
 
 
 def _soft_fold(
@@ -597,14 +614,17 @@ def _soft_fold(
     precision: str,
     progress: ProgressCallback | None,
     smoothing: float = 2.0,
+    seams: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the slice that most clearly beats the stack's mean image, regularised.
 
     The score volume (:func:`_score_volume`) regularised by :func:`_regularise`, expanded to
-    pixels by :func:`_pixel_depth`. Returns ``(depth map, confidence)``, both (Y, X).
+    pixels by :func:`_pixel_depth`, its boundaries placed where the slices agree with
+    ``seams`` (:func:`~acnn_fusion.core.seams.place_seams`). Returns ``(depth map,
+    confidence)``, both (Y, X).
     """
     volume = _score_volume(model, grey, device, tile, precision, progress)
-    return _fold_volume(volume, smoothing, grey.shape[1:])
+    return _fold_volume(volume, smoothing, grey.shape[1:], grey if seams else None, tile)
 
 
 def _pairwise(
@@ -724,7 +744,9 @@ def fuse_stack(
     (``translation``, ``similarity`` = scale + rotation + translation for focus breathing, the
     default, or ``affine``; :mod:`acnn_fusion.core.align`). ``depth_smoothing`` (``features``
     strategy): how strongly blocks with little focus evidence of their own take the depth of
-    confident neighbours; 0 = every 2×2 block takes its own best slice. ``threshold`` and
+    confident neighbours; 0 = every 2×2 block takes its own best slice. ``seams="agree"``
+    (``features``): depth boundaries that focus does not decide move, by up to one slice, to
+    where the neighbouring slices agree (:mod:`acnn_fusion.core.seams`). ``threshold`` and
     the minimum region apply to the ``pairwise`` strategies. Returns a :class:`StackResult`.
     """
     options = (options or FusionOptions()).replace(**changes)
@@ -753,7 +775,7 @@ def fuse_stack(
         confidence = np.ones(shape, np.float32)
     elif strategy == "features":
         depth, confidence = _soft_fold(
-            network, grey, None, tile, precision, progress, options.depth_smoothing
+            network, grey, None, tile, precision, progress, options.depth_smoothing, options.seams == "agree"
         )
     else:
         tree = strategy == "pairwise-tree"

@@ -146,7 +146,7 @@ class ChoicesMixin:
         pair = self.mode.value == PAIR
         for name in ("layer_a", "layer_b", "swap_button"):
             self.get_widget(name).visible = pair
-        stack_only = ("align", "align_model", "depth_smoothing", "detect_channel", "height_button")
+        stack_only = ("align", "align_model", "depth_smoothing", "seams", "detect_channel", "height_button")
         for name in ("stack", "z_axis", "strategy", *stack_only):
             self.get_widget(name).visible = not pair
         decision_used = pair or self.strategy.value.startswith("pairwise")
