@@ -60,6 +60,11 @@ def _temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix == ".tmp")
 
 
+def _finished_sidecars(folder: Path) -> list[Path]:
+    """Sidecars that were renamed into place (a kill can leave a ``.acnn-tmp-…done.json``)."""
+    return [p for p in folder.glob("*.done.json") if not p.name.startswith(".")]
+
+
 def _batch_command(stack_folder: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "acnn_fusion.cli", "batch", str(stack_folder), str(out), "--mode", "stack"]
 
@@ -72,7 +77,7 @@ def test_sigkill_then_resume_equals_clean_run(stack_folder, clean_run, tmp_path)
     )
     deadline = time.monotonic() + 120
     try:
-        while not (out.is_dir() and any(out.glob("*.done.json"))):
+        while not (out.is_dir() and _finished_sidecars(out)):
             assert proc.poll() is None, f"batch ended before it could be killed: {proc.stderr.read()!r}"
             assert time.monotonic() < deadline, "no sidecar appeared within 120 s"
             time.sleep(0.02)
@@ -81,7 +86,7 @@ def test_sigkill_then_resume_equals_clean_run(stack_folder, clean_run, tmp_path)
         proc.wait(timeout=30)
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    done_at_kill = len(list(out.glob("*.done.json")))
+    done_at_kill = len(_finished_sidecars(out))
     assert 1 <= done_at_kill < N_STACKS, "the kill came too late to prove anything"
     assert not (out / "batch_report.json").exists()
     # what a kill in the middle of a write leaves behind: a temporary of the killed run (its
