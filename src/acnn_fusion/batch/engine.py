@@ -168,7 +168,8 @@ def _env_number(name: str, default: float) -> float:
 class DaskExecutor:
     """One task per job on a dask cluster: an existing one (``scheduler``) or a local one.
 
-    Waiting is bounded: when the cluster has had no worker for ``grace_s`` seconds
+    Waiting is bounded: when the cluster has had no lasting worker (one still there a poll
+    later) for ``grace_s`` seconds
     (``ACNN_FUSION_WORKER_GRACE_S``, default 60), a local cluster is restarted, at most
     ``restarts`` times (``ACNN_FUSION_WORKER_RESTARTS``, default 2); then every job still
     outstanding fails with :class:`ClusterLost` and the run finishes its report. A job whose
@@ -211,11 +212,11 @@ class DaskExecutor:
                 ) from None
         self._futures: dict[Any, int] = {}
 
-    def _worker_count(self) -> int:
+    def _workers(self) -> set[str]:
         try:
-            return len(self.client.nthreads())
+            return set(self.client.nthreads())
         except Exception:  # the scheduler itself is gone or not answering
-            return 0
+            return set()
 
     def _restart(self) -> None:
         if self.cluster is None:
@@ -233,19 +234,30 @@ class DaskExecutor:
 
         # one torch thread per task: worker processes must not oversubscribe the cores
         self._futures = {self.client.submit(task, job, None, pure=False): index for index, job in work}
-        restarts, empty_since = 0, None
+        restarts, empty_since, previous = 0, None, self._workers()
         while self._futures:
             try:
                 done, _ = wait(list(self._futures), timeout=self.poll_s, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
             for future in done:
-                index = self._futures.pop(future)
+                # a result held by a worker that then died is lost, and dask runs the task
+                # again: the future is pending once more, and result() would wait for it
+                if future.status not in ("finished", "error", "cancelled"):
+                    continue
                 try:
-                    yield index, future.result()
+                    value: BatchEntry | BaseException = future.result(timeout=max(self.grace_s, 10.0))
+                except TimeoutError:
+                    continue  # lost between the two looks; it stays outstanding
                 except Exception as exc:  # a worker died, or the task could not run
-                    yield index, exc
-            if done or self._worker_count() > 0:
+                    value = exc
+                yield self._futures.pop(future), value
+            # a worker counts once it is still there at the next poll: workers that die as
+            # they start (killed, out of memory) and are restarted again and again by their
+            # nannies never leave the list empty, but they never do any work either
+            workers = self._workers()
+            lasting, previous = workers & previous, workers
+            if done or lasting:
                 empty_since = None
                 continue
             now = time.monotonic()
