@@ -33,12 +33,14 @@ the image within R·(2·SEGMENT + 4) px, so the image is processed in tiles with
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from acnn_fusion.core.geometry import SCORE_STRIDE
+from acnn_fusion.core.inference import cpu_threads
 
 #: μ: grey (on [0, 1]) a pixel of confidence 1 pays per log-odds of score it gives up.
 DATA_WEIGHT = 0.01
@@ -57,8 +59,18 @@ CONTRAST_WEIGHT = 2.0
 REACH = 4
 #: Segments solved at once (bounds the memory of one pass).
 CHUNK = 512
-#: Tiles of the image the moves run on (each with a halo, :func:`_halo`): bounds memory.
+#: Largest tile of the image the moves run on (each with a halo, :func:`_halo`): bounds memory
+#: (about 190 bytes per pixel of a tile and its halo, per thread).
 SEAM_TILE = 512
+
+
+def seam_tile(scoring_tile: int) -> int:
+    """The seam step's tile for a fold scored on tiles of ``scoring_tile`` px: twice as large
+    (its 43-px halo costs less on a larger tile: 1.8× the pixels on 256, 1.4× on 512), at most
+    :data:`SEAM_TILE`."""
+    return min(2 * scoring_tile, SEAM_TILE)
+
+
 #: The cost of a label that is not allowed (outside the stack, or a pixel that may not move).
 _FORBIDDEN = np.float32(1e9)
 #: Preference for the current label, so that ties keep it (deterministic and stable).
@@ -86,7 +98,8 @@ def _pair_costs(start: np.ndarray, planes: np.ndarray, axis: int) -> np.ndarray:
     """(3, 3, …) seam costs between each pixel p and its next neighbour q along ``axis`` for the
     labels D_p + s − 1 and D_q + t − 1, s, t in 0, 1, 2. ``planes``: (2·JUMP + 3, rows, cols)
     grey of slices D − JUMP − 1 … D + JUMP + 1 at each pixel; edges with |D_q − D_p| > JUMP
-    get wrong costs, so their pixels must not move. float16 (half the memory)."""
+    get wrong costs, so their pixels must not move. Rounded to float16, held as float32 (the
+    solver adds them to float32 sums)."""
     if axis == 0:
         gp, gq = planes[:, :-1], planes[:, 1:]
         d = start[1:].astype(np.int32) - start[:-1].astype(np.int32)
@@ -95,15 +108,16 @@ def _pair_costs(start: np.ndarray, planes: np.ndarray, axis: int) -> np.ndarray:
         d = start[:, 1:].astype(np.int32) - start[:, :-1].astype(np.int32)
     np.clip(d, -JUMP, JUMP, out=d)
     middle = JUMP + 1  # index of slice D
-    out = np.empty((3, 3, *d.shape), np.float16)  # costs in [0, 2]: half precision is enough
+    # costs in [0, 2], rounded to half precision as they always were (the same minimum), in float32
+    out = np.empty((3, 3, *d.shape), np.float32)
+    at_p = [np.take_along_axis(gp, (middle + d + t - 1)[None], axis=0)[0] for t in range(3)]  # I_l(p)
     for s in range(3):
         at_q = np.take_along_axis(gq, (middle + s - 1 - d)[None], axis=0)[0]  # I_k(q)
         for t in range(3):
-            at_p = np.take_along_axis(gp, (middle + d + t - 1)[None], axis=0)[0]  # I_l(p)
-            cost = np.abs(gp[middle + s - 1] - at_p)
+            cost = np.abs(gp[middle + s - 1] - at_p[t])
             cost += np.abs(at_q - gq[middle + t - 1])
             cost[d == s - t] = 0  # the same slice on both sides: no seam
-            out[s, t] = cost
+            out[s, t] = cost.astype(np.float16)
     return out
 
 
@@ -115,8 +129,12 @@ def _chains(unary: np.ndarray, pair: np.ndarray) -> np.ndarray:
     back = np.empty((m, 3, n), np.int8)
     for j in range(1, m):
         step = total[:, None, :] + pair[:, :, :, j - 1]  # (previous, next, chain)
-        back[j] = np.argmin(step, axis=0)
-        total = step.min(axis=0)
+        # argmin and min over the 3 previous states by comparisons (first minimum wins)
+        back[j] = step[1] < step[0]
+        total = np.minimum(step[0], step[1])
+        later = step[2] < total
+        back[j][later] = 2
+        np.minimum(total, step[2], out=total)
         total += unary[:, :, j]
     states = np.empty((n, m), np.int8)
     states[:, -1] = np.argmin(total, axis=0)
@@ -124,6 +142,22 @@ def _chains(unary: np.ndarray, pair: np.ndarray) -> np.ndarray:
     for j in range(m - 1, 0, -1):
         states[:, j - 1] = back[j][states[:, j], chain]
     return states
+
+
+def _by_state(costs: np.ndarray, at: np.ndarray, fixed: np.ndarray) -> list[np.ndarray]:
+    """For each state s of a pixel, ``costs[s, fixed[i, j], at[i], j]``: the cost of its link
+    to a fixed neighbour in state ``fixed``; ``costs`` (3, 3, rows, cols). Most neighbours
+    hold state 1 (their depth), so that plane is gathered whole and the others only where
+    they are held."""
+    held = [np.nonzero(fixed == t) for t in (0, 2)]
+    out = []
+    for s in range(3):
+        value = costs[s, 1][at]
+        for t, (i, j) in zip((0, 2), held, strict=True):
+            if len(i):
+                value[i, j] = costs[s, t][at[i], j]
+        out.append(value)
+    return out
 
 
 def _segment_pass(
@@ -136,68 +170,61 @@ def _segment_pass(
     origin: tuple[int, int],
 ) -> None:
     """Optimise ``state`` (rows, cols), in place, on every row segment of :data:`SEGMENT`
-    pixels that holds a ``movable`` pixel, segments starting at global columns ≡ ``offset``
-    (mod SEGMENT), rows of even global index first, then odd; everything outside a segment
-    fixed. ``along``: (3, 3, rows, cols − 1) costs between horizontal neighbours; ``across``:
-    (3, 3, rows − 1, cols) between vertical ones; ``origin``: global (row, column) of
-    ``state[0, 0]``."""
+    pixels, segments starting at global columns ≡ ``offset`` (mod SEGMENT), rows of even
+    global index first, then odd; everything outside a segment fixed. ``along``: (3, 3, rows,
+    cols − 1) costs between horizontal neighbours; ``across``: (3, 3, rows − 1, cols) between
+    vertical ones; ``origin``: global (row, column) of ``state[0, 0]``. Only rows holding a
+    ``movable`` pixel are solved (a segment without one keeps its state: its pixels' other
+    labels are forbidden); every pixel of one parity reads the state before that parity."""
     rows, cols = state.shape
     pre = (origin[1] - offset) % SEGMENT  # columns of the first segment before this array
     segments = -(-(pre + cols) // SEGMENT)
-    zero = np.float32(0)
+    width = segments * SEGMENT
+    inner = slice(pre, pre + cols)  # the array's columns in the padded row
     for parity in (0, 1):
         chosen = np.arange((parity + origin[0]) % 2, rows, 2)
-        if not len(chosen):
-            continue
-        padded = np.zeros((len(chosen), segments * SEGMENT), bool)
-        padded[:, pre : pre + cols] = movable[chosen]
-        which, segment = np.nonzero(padded.reshape(len(chosen), segments, SEGMENT).any(axis=2))
-        if not len(which):
-            continue
-        updates = []  # written after every chunk is solved: chunks do not see each other
-        for part in range(0, len(which), CHUNK):
-            r = chosen[which[part : part + CHUNK]][:, None]  # (k, 1)
-            c = segment[part : part + CHUNK, None] * SEGMENT - pre + np.arange(SEGMENT)[None]  # (k, SEGMENT)
-            real = (c >= 0) & (c < cols)
-            cc = np.clip(c, 0, cols - 1)
-            local = unary[:, r, cc]  # (3, k, SEGMENT), a copy
-            local[:, ~real] = _FORBIDDEN
-            local[1][~real] = 0  # pixels beyond the array: state 1, free
+        chosen = chosen[movable[chosen].any(axis=1)]
+        for part in range(0, len(chosen), CHUNK):
+            r = chosen[part : part + CHUNK]
+            k = len(r)
+            local = np.empty((3, k, width), np.float32)
+            local[:, :, :pre] = _FORBIDDEN
+            local[:, :, pre + cols :] = _FORBIDDEN
+            local[1, :, :pre] = 0  # pixels beyond the array: state 1, free
+            local[1, :, pre + cols :] = 0
+            body = local[:, :, inner]
+            body[...] = unary[:, r]
             if rows > 1:  # vertical neighbours, fixed
-                below = (r < rows - 1) & real
-                link = across[:, :, np.minimum(r, rows - 2), cc]
-                fixed = state[np.minimum(r + 1, rows - 1), cc]
-                for k in range(3):
-                    local[k] += np.where(below, np.choose(fixed, link[k]), zero)
-                above = (r > 0) & real
-                link = across[:, :, np.maximum(r - 1, 0), cc]
-                fixed = state[np.maximum(r - 1, 0), cc]
-                for k in range(3):
-                    local[k] += np.where(above, np.choose(fixed, link[:, k]), zero)
+                below = r < rows - 1
+                if below.any():
+                    rb = r[below]
+                    for s, value in enumerate(_by_state(across, rb, state[rb + 1])):
+                        body[s, below] += value
+                above = r > 0
+                if above.any():
+                    ra = r[above] - 1
+                    for s, value in enumerate(_by_state(across.transpose(1, 0, 2, 3), ra, state[ra])):
+                        body[s, above] += value
+            pairs = np.zeros((3, 3, k, width), np.float32)  # pair j: padded column j to j + 1
             if cols > 1:
-                first, last = c[:, 0], c[:, -1]
-                row = r[:, 0]
-                left = (first >= 1) & (first <= cols - 1)  # fixed left neighbour of the first pixel
-                at = np.clip(first - 1, 0, cols - 2)
-                link = along[:, :, row, at]  # (3, 3, k)
-                fixed = state[row, at]
-                for k in range(3):
-                    local[k, :, 0] += np.where(left, np.choose(fixed, link[:, k]), zero)
-                right = (last >= 0) & (last <= cols - 2)  # fixed right neighbour of the last pixel
-                at = np.clip(last, 0, cols - 2)
-                link = along[:, :, row, at]
-                fixed = state[row, np.minimum(at + 1, cols - 1)]
-                for k in range(3):
-                    local[k, :, -1] += np.where(right, np.choose(fixed, link[k]), zero)
-                inside = real[:, :-1] & real[:, 1:]
-                pairs = along[:, :, r, np.clip(c[:, :-1], 0, cols - 2)]
-                pairs *= inside
-            else:
-                pairs = np.zeros((3, 3, len(r), SEGMENT - 1), np.float32)
-            result = _chains(local, pairs)
-            updates.append((np.broadcast_to(r, c.shape)[real], c[real], result[real]))
-        for at_rows, at_cols, values in updates:
-            state[at_rows, at_cols] = values
+                firsts = np.arange(segments) * SEGMENT - pre  # array column of each segment's start
+                left = (firsts >= 1) & (firsts <= cols - 1)
+                at = firsts[left] - 1
+                fixed = state[r[:, None], at[None]]  # (k, n) the fixed left neighbours
+                for s in range(3):
+                    local[s][:, firsts[left] + pre] += np.choose(fixed, along[:, s][:, r[:, None], at[None]])
+                lasts = firsts + SEGMENT - 1
+                right = (lasts >= 0) & (lasts <= cols - 2)
+                at = lasts[right]
+                fixed = state[r[:, None], at[None] + 1]
+                for s in range(3):
+                    local[s][:, at + pre] += np.choose(fixed, along[s][:, r[:, None], at[None]])
+                pairs[:, :, :, pre : pre + cols - 1] = along[:, :, r]
+            result = _chains(
+                local.reshape(3, k * segments, SEGMENT),
+                pairs.reshape(3, 3, k * segments, SEGMENT)[..., : SEGMENT - 1],
+            )
+            state[r] = result.reshape(k, width)[:, inner]
 
 
 def _relabel_tile(
@@ -216,18 +243,18 @@ def _relabel_tile(
     movable |= unary[2] < _FORBIDDEN
     state = np.ones(start.shape, np.int8)
     top, left = origin
+    # the column passes work on contiguous transposed copies (row gathers, not strided ones)
+    columns = np.ones(start.shape[::-1], np.int8)
+    unary_t = np.ascontiguousarray(unary.transpose(0, 2, 1))
+    right_t = np.ascontiguousarray(right.transpose(0, 1, 3, 2))
+    down_t = np.ascontiguousarray(down.transpose(0, 1, 3, 2))
+    movable_t = np.ascontiguousarray(movable.T)
     for round_ in range(rounds):
         offset = (round_ % 2) * (SEGMENT // 2)  # segment ends move between rounds
         _segment_pass(state, unary, right, down, movable, offset, (top, left))
-        _segment_pass(
-            state.T,
-            unary.transpose(0, 2, 1),
-            down.transpose(0, 1, 3, 2),
-            right.transpose(0, 1, 3, 2),
-            movable.T,
-            offset,
-            (left, top),
-        )
+        columns[...] = state.T
+        _segment_pass(columns, unary_t, down_t, right_t, movable_t, offset, (left, top))
+        state[...] = columns.T
     return (start.astype(np.int32) + state.astype(np.int32) - 1).astype(start.dtype)
 
 
@@ -293,12 +320,13 @@ def _tile_planes(grey: Any, start: np.ndarray, rows: slice, cols: slice) -> np.n
     stack) at each pixel."""
     n_slices, reach = grey.shape[0], JUMP + 1
     planes = np.zeros((2 * reach + 1, *start.shape), np.float32)  # slices beyond the stack: 0
-    labels = start.astype(np.int32)
+    flat = planes.reshape(len(planes), -1)
+    offset = start.astype(np.int32).ravel() - reach  # slice of plane 0 at each pixel
     for z in range(max(0, int(start.min()) - reach), min(n_slices - 1, int(start.max()) + reach) + 1):
-        plane = grey.block(z, rows, cols)
-        for u in range(2 * reach + 1):
-            here = labels == z - (u - reach)
-            planes[u][here] = plane[here]
+        plane = grey.block(z, rows, cols).ravel()
+        u = z - offset  # the plane slice z is at each pixel, where 0 ≤ u ≤ 2·reach
+        here = np.flatnonzero(u.astype(np.uint32) <= 2 * reach)
+        flat[u[here], here] = plane[here]
     return planes
 
 
@@ -333,16 +361,19 @@ def place_seams(
     *,
     rounds: int = SEAM_ROUNDS,
     tile: int = SEAM_TILE,
+    threads: int | None = None,
 ) -> np.ndarray:
     """``depth`` with its boundaries moved to where the slices agree, where focus allows.
 
-    ``depth``: (Y, X) uint16 slice per pixel; ``confidence``: (Y, X) in [0, 1]; ``grey``: a
-    :class:`~acnn_fusion.core.stack.FocusImage` (or anything with ``shape`` and
-    ``block(z, rows, cols)`` giving the float32 grey of slice z there); ``volume``: the
-    (Z, h, w) score volume on the 2×2 block grid. Pixels move only within ``rounds`` ·
-    :data:`SEGMENT` px of a depth boundary, only to D ± 1, and only where that costs them less
-    than :data:`MOVE_LIMIT` log-odds times their confidence. Runs on tiles of ``tile`` px with
-    a halo; the result does not depend on ``tile``. Returns a new uint16 depth map.
+        ``depth``: (Y, X) uint16 slice per pixel; ``confidence``: (Y, X) in [0, 1]; ``grey``: a
+        :class:`~acnn_fusion.core.stack.FocusImage` (or anything with ``shape`` and
+        ``block(z, rows, cols)`` giving the float32 grey of slice z there); ``volume``: the
+        (Z, h, w) score volume on the 2×2 block grid. Pixels move only within ``rounds`` ·
+        :data:`SEGMENT` px of a depth boundary, only to D ± 1, and only where that costs them less
+        than :data:`MOVE_LIMIT` log-odds times their confidence. Runs on tiles of ``tile`` px with
+        a halo, ``threads`` tiles at a time (default: the CPU inference's threads,
+    :func:`~acnn_fusion.core.inference.cpu_threads`); the result depends on neither. Returns a
+    new uint16 depth map.
     """
     out = depth.copy()
     n_slices = grey.shape[0]
@@ -351,26 +382,34 @@ def place_seams(
     halo = _halo(rounds)
     near = _near_boundary(depth, REACH)
     height, width = depth.shape
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            inner = (slice(top, min(height, top + tile)), slice(left, min(width, left + tile)))
-            if not near[inner].any():
-                continue
-            rows = slice(max(0, top - halo), min(height, top + tile + halo))
-            cols = slice(max(0, left - halo), min(width, left + tile + halo))
-            own = (
-                slice(top - rows.start, inner[0].stop - rows.start),
-                slice(left - cols.start, inner[1].stop - cols.start),
-            )
-            unary = _tile_terms(depth, confidence, near, volume, rows, cols, n_slices, own)
-            if unary is None:
-                continue
-            start = depth[rows, cols]
-            planes = _tile_planes(grey, start, rows, cols)
-            _add_contrast(unary, planes)
-            right, down = _pair_costs(start, planes, axis=1), _pair_costs(start, planes, axis=0)
-            del planes
-            labels = _relabel_tile(start, unary, right, down, rounds, (rows.start, cols.start))
-            del right, down
-            out[inner] = labels[own]
+
+    def relabel(top: int, left: int) -> None:
+        inner = (slice(top, min(height, top + tile)), slice(left, min(width, left + tile)))
+        if not near[inner].any():
+            return
+        rows = slice(max(0, top - halo), min(height, top + tile + halo))
+        cols = slice(max(0, left - halo), min(width, left + tile + halo))
+        own = (
+            slice(top - rows.start, inner[0].stop - rows.start),
+            slice(left - cols.start, inner[1].stop - cols.start),
+        )
+        unary = _tile_terms(depth, confidence, near, volume, rows, cols, n_slices, own)
+        if unary is None:
+            return
+        start = depth[rows, cols]
+        planes = _tile_planes(grey, start, rows, cols)
+        _add_contrast(unary, planes)
+        right, down = _pair_costs(start, planes, axis=1), _pair_costs(start, planes, axis=0)
+        del planes
+        out[inner] = _relabel_tile(start, unary, right, down, rounds, (rows.start, cols.start))[own]
+
+    corners = [(top, left) for top in range(0, height, tile) for left in range(0, width, tile)]
+    workers = min(len(corners), cpu_threads() if threads is None else threads)
+    if workers <= 1:
+        for corner in corners:
+            relabel(*corner)
+    else:  # tiles are independent (each reads only the inputs): numpy releases the GIL
+        with ThreadPoolExecutor(workers) as pool:
+            for done in pool.map(lambda corner: relabel(*corner), corners):
+                del done
     return out

@@ -59,7 +59,7 @@ from acnn_fusion.core.inference import (
     score_tiles,
 )
 from acnn_fusion.core.pipeline import FusionSettings, decide
-from acnn_fusion.core.seams import place_seams
+from acnn_fusion.core.seams import place_seams, seam_tile
 from acnn_fusion.options import DEFAULT_TILE, STRATEGIES, FusionOptions
 
 if TYPE_CHECKING:
@@ -596,13 +596,14 @@ def _fold_volume(
 
     With ``grey`` (the stack's :class:`FocusImage`) the depth boundaries in low-confidence
     regions are then moved to where the slices agree (:func:`~acnn_fusion.core.seams.place_seams`,
-    on tiles of ``tile`` px: memory bounded like the scoring's; the result does not depend on it).
+    on tiles of :func:`~acnn_fusion.core.seams.seam_tile` px: memory bounded by ``tile`` like the
+    scoring's; the result does not depend on it).
     """
     best, confidence, parts = _regularise_parts(volume, smoothing)
     depth = _pixel_depth(volume, best, parts, shape)
     confidence = grid_to_pixels(confidence, shape)
     if grey is not None:
-        depth = place_seams(depth, confidence, grey, volume, tile=tile)
+        depth = place_seams(depth, confidence, grey, volume, tile=seam_tile(tile))
     return depth, confidence
 
 
