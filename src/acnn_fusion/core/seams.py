@@ -110,13 +110,24 @@ def _pair_costs(start: np.ndarray, planes: np.ndarray, axis: int) -> np.ndarray:
     middle = JUMP + 1  # index of slice D
     # costs in [0, 2], rounded to half precision as they always were (the same minimum), in float32
     out = np.empty((3, 3, *d.shape), np.float32)
-    at_p = [np.take_along_axis(gp, (middle + d + t - 1)[None], axis=0)[0] for t in range(3)]  # I_l(p)
+    # most neighbours share their depth (d = 0): gather the planes at the others only
+    jumps = np.nonzero(d)
+    shift = d[jumps]
+
+    def shifted(grey: np.ndarray, plane: int, sign: int) -> np.ndarray:
+        """``grey[plane + sign · d]`` at each pixel."""
+        value = grey[plane].copy()
+        value[jumps] = grey[(plane + sign * shift, *jumps)]
+        return value
+
+    at_p = [shifted(gp, middle + t - 1, 1) for t in range(3)]  # I_l(p)
+    same = d == 0
     for s in range(3):
-        at_q = np.take_along_axis(gq, (middle + s - 1 - d)[None], axis=0)[0]  # I_k(q)
+        at_q = shifted(gq, middle + s - 1, -1)  # I_k(q)
         for t in range(3):
             cost = np.abs(gp[middle + s - 1] - at_p[t])
             cost += np.abs(at_q - gq[middle + t - 1])
-            cost[d == s - t] = 0  # the same slice on both sides: no seam
+            cost[same if s == t else d == s - t] = 0  # the same slice on both sides: no seam
             out[s, t] = cost.astype(np.float16)
     return out
 
