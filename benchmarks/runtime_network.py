@@ -46,10 +46,23 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--head", action="store_true", help="the onnx numpy head, banded against whole tiles")
-    parser.add_argument("--whole", action="store_true", help="whole processes on the metallographic stack")
+    parser.add_argument("--whole", action="store_true", help="whole processes, each runtime at each tile")
+    parser.add_argument("--cases", nargs="+", default=list(WHOLE_CASES), help="--whole: inputs")
+    parser.add_argument("--tiles", nargs="+", type=int, default=[256, 384, 512], help="--whole: tile edges")
+    parser.add_argument("--name", default="runtime_network_whole", help="--whole: results file stem")
+    parser.add_argument(
+        "--break-even", action="store_true", help="whole processes, onnx vs torch bf16 by size"
+    )
+    parser.add_argument("--onnx-tile", type=int, default=None, help="--break-even: onnx tile (default: auto)")
+    parser.add_argument(
+        "--torch-tile", type=int, default=None, help="--break-even: torch tile (default: auto)"
+    )
     args = parser.parse_args()
     if args.whole:
-        whole(args.repeats)
+        whole(args.repeats, tuple(args.cases), tuple(args.tiles), args.name)
+        return
+    if args.break_even:
+        break_even(args.repeats, args.onnx_tile, args.torch_tile)
         return
     if args.head:
         head(args.size, args.slices, args.repeats)
@@ -186,47 +199,154 @@ def head(size: int, slices: int, repeats: int) -> None:
     print(text)
 
 
-def whole(repeats: int) -> None:
+#: the inputs of ``--whole``: name → megapixels through the network's branch
+WHOLE_CASES = ("metallographic_1_1", "stack_1024x16", "pair_2048")
+#: the break-even inputs of ``--break-even``: square pairs of these edges
+BREAK_EVEN_PAIRS = (512, 1024, 1448, 2048)
+
+
+def whole_inputs(folder: Path, cases: tuple[str, ...]) -> dict[str, tuple[list[str], float]]:
+    """``acnn-fusion`` arguments (before the runner's) and branch megapixels of each case,
+    synthetic inputs written into ``folder``; cases whose data is missing are left out."""
+    import tifffile
+
+    found: dict[str, tuple[list[str], float]] = {}
+    for case in cases:
+        if case == "metallographic_1_1":
+            stack = wp.STACKS / "metallographic_mufoc" / "mufoc_1_1"
+            if stack.is_dir():
+                found[case] = (["stack", str(stack), "-o", str(folder / "m.tif")], 9 * 1000 * 1600 / 1e6)
+        elif case.startswith("stack_"):
+            size, slices = (int(v) for v in case.split("_")[1].split("x"))
+            path = folder / f"{case}.tif"
+            tifffile.imwrite(path, wp.synthetic_stack(size, slices))
+            found[case] = (["stack", str(path), "-o", str(folder / "s.tif")], (slices + 1) * size**2 / 1e6)
+        elif case.startswith("pair_"):
+            size = int(case.split("_")[1])
+            a, b = wp.synthetic_pair(size)
+            paths = [folder / f"{case}_{k}.tif" for k in "ab"]
+            for path, image in zip(paths, (a, b), strict=True):
+                tifffile.imwrite(path, image)
+            found[case] = (["fuse", *map(str, paths), "-o", str(folder / "p.tif")], 2 * size**2 / 1e6)
+        else:
+            raise SystemExit(f"unknown case {case!r}")
+    return found
+
+
+def runner_arguments(runtime: str, tile: int | None) -> list[str]:
+    """``--runtime onnx`` (fp32) or ``--runtime torch --precision bf16``, with ``--tile`` if given."""
+    base = ["--runtime", "onnx"] if runtime == "onnx" else ["--runtime", "torch", "--precision", "bf16"]
+    return base + ([] if tile is None else ["--tile", str(tile)])
+
+
+def whole(repeats: int, cases: tuple[str, ...], tiles: tuple[int, ...], name: str) -> None:
+    """Whole processes: onnxruntime fp32 and torch bf16 at each tile in ``tiles`` on each case,
+    interleaved (:func:`wholeprocess.run_round`, order reversed every other round)."""
     import tempfile
 
     info = wp.machine()
     print(info, flush=True)
-    stack = wp.SHARED / "data" / "eval" / "stacks" / "metallographic_mufoc" / "mufoc_1_1"
     rows: list[dict] = []
+    runtimes = ["onnx"] + (["torch bf16"] if info["native_bf16"] else ["torch fp32"])
+    labels = {f"{rt}, tile {t}": (rt, t) for rt in runtimes for t in tiles}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "fused.tif"
-        base = [wp.ours_script(), "stack", str(stack), "-o", str(out)]
-        runs: wp.Runs = {
-            **{
-                f"onnx, tile {t}": ([*base, "--runtime", "onnx", "--tile", str(t)], wp.ours_env())
-                for t in (256, 384, 512)
-            },
-            "torch, tile 256": ([*base, "--runtime", "torch"], wp.ours_env()),
-        }
+        inputs = whole_inputs(Path(tmp), cases)
         for r in range(repeats):
-            wp.run_round(runs, r, {"case": "metallographic_1_1"}, rows)
+            for case, (base, _) in inputs.items():
+                runs: wp.Runs = {}
+                for label, (rt, t) in labels.items():
+                    arguments = (
+                        runner_arguments("onnx", t)
+                        if rt == "onnx"
+                        else ["--runtime", "torch", "--precision", rt.split()[1], "--tile", str(t)]
+                    )
+                    runs[label] = ([wp.ours_script(), *base, *arguments], wp.ours_env())
+                wp.run_round(runs, r, {"case": case}, rows)
     info["loadavg_end"] = os.getloadavg()
     results = REPO / "docs" / "results"
-    (results / "runtime_network_whole.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    base_s = wp.median_of(rows, runner="onnx, tile 256")
+    (results / f"{name}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     lines = [
-        f"Whole processes, `acnn-fusion stack` on metallographic mufoc_1_1 (8×1000×1600), "
-        f"`benchmarks/runtime_network.py --whole --repeats {repeats}`; CPU {info['cpu_model']}, native bf16 "
-        f"{info['native_bf16']}; load {info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end "
-        f"({info['time_utc']} UTC); medians, runners interleaved:",
+        f"Whole processes of `acnn-fusion` (`benchmarks/runtime_network.py --whole --repeats {repeats} "
+        f"--cases {' '.join(cases)} --tiles {' '.join(map(str, tiles))}`); CPU {info['cpu_model']}, "
+        f"{info['affinity']} CPUs, native bf16 {info['native_bf16']}; "
+        f"load {info['loadavg'][0]:.1f} at start, "
+        f"{info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC); medians of the rounds, runners "
+        f"interleaved (order reversed every other round); × = against {labels and next(iter(labels))} "
+        "of the same case; torch in bf16 where the CPU has native bf16, else fp32.",
         "",
-        "| runner | s | × onnx tile 256 | peak RSS MB | runs |",
-        "|---|---|---|---|---|",
+        "| case (MP through the branch) | runner | median s | × first | peak RSS MB | runs s | load |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for runner in runs:
-        found = wp.median_of(rows, runner=runner)
-        if found is None or base_s is None:
-            continue
-        rss = statistics.median(r["peak_rss_mb"] for r in rows if r["runner"] == runner)
-        lines.append(f"| {runner} | {found[0]:.2f} | {found[0] / base_s[0]:.2f} | {rss:.0f} | {found[1]} |")
-    lines += ["", "Loads: " + ", ".join(f"{r['load1']:.1f}" for r in rows) + "."]
+    for case, (_, megapixels) in inputs.items():
+        first = wp.median_of(rows, case=case, runner=next(iter(labels)))
+        for label in labels:
+            found = wp.median_of(rows, case=case, runner=label)
+            mine = [x for x in rows if x["case"] == case and x["runner"] == label]
+            if found is None or not mine:
+                continue
+            ratio = f"{found[0] / first[0]:.2f}" if first else "–"
+            rss = statistics.median(x["peak_rss_mb"] for x in mine)
+            runs_s = ", ".join(f"{x['seconds']:.1f}" for x in mine)
+            load = statistics.median(x["load1"] for x in mine)
+            lines.append(
+                f"| {case} ({megapixels:.1f}) | {label} | {found[0]:.2f} | {ratio} | {rss:.0f} | {runs_s} | "
+                f"{load:.1f} |"
+            )
     text = "\n".join(lines) + "\n"
-    (results / "runtime_network_whole.md").write_text(text)
+    (results / f"{name}.md").write_text(text)
+    print(text)
+
+
+def break_even(repeats: int, onnx_tile: int | None, torch_tile: int | None) -> None:
+    """Whole processes, ``fuse`` of synthetic square pairs (:data:`BREAK_EVEN_PAIRS`), onnxruntime
+    fp32 against torch bf16, interleaved: where ``runtime="auto"`` should switch
+    (``inference.BF16_BREAK_EVEN_MEGAPIXELS``); start-up included."""
+    import tempfile
+
+    info = wp.machine()
+    print(info, flush=True)
+    rows: list[dict] = []
+    cases = tuple(f"pair_{size}" for size in BREAK_EVEN_PAIRS)
+    runners = {"onnx fp32": ("onnx", onnx_tile), "torch bf16": ("torch", torch_tile)}
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = whole_inputs(Path(tmp), cases)
+        for r in range(repeats):
+            for case, (base, _) in inputs.items():
+                runs: wp.Runs = {
+                    label: ([wp.ours_script(), *base, *runner_arguments(rt, t)], wp.ours_env())
+                    for label, (rt, t) in runners.items()
+                }
+                wp.run_round(runs, r, {"case": case}, rows)
+    info["loadavg_end"] = os.getloadavg()
+    results = REPO / "docs" / "results"
+    (results / "runtime_break_even.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    tiles = ", ".join(f"{k} tile {t or 'default'}" for k, (_, t) in runners.items())
+    lines = [
+        f"Whole processes, `acnn-fusion fuse` on synthetic square pairs "
+        f"(`benchmarks/runtime_network.py --break-even --repeats {repeats}`; {tiles}); CPU "
+        f"{info['cpu_model']}, {info['affinity']} CPUs, native bf16 {info['native_bf16']}; load "
+        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC); "
+        "medians, runners interleaved:",
+        "",
+        "| pair | MP through the branch | onnx fp32 s | torch bf16 s | torch / onnx "
+        "| peak RSS MB onnx / torch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case, (_, megapixels) in inputs.items():
+        found = {k: wp.median_of(rows, case=case, runner=k) for k in runners}
+        if any(v is None for v in found.values()):
+            continue
+        rss = " / ".join(
+            f"{statistics.median(x['peak_rss_mb'] for x in rows if x['case'] == case and x['runner'] == k):.0f}"  # noqa: E501
+            for k in runners
+        )
+        onnx_s, torch_s = found["onnx fp32"][0], found["torch bf16"][0]
+        lines.append(
+            f"| {case} | {megapixels:.1f} | {onnx_s:.2f} | {torch_s:.2f} | {torch_s / onnx_s:.2f} | {rss} |"
+        )
+    lines += ["", "Loads: " + ", ".join(f"{x['load1']:.1f}" for x in rows) + "."]
+    text = "\n".join(lines) + "\n"
+    (results / "runtime_break_even.md").write_text(text)
     print(text)
 
 
