@@ -117,7 +117,7 @@ def _pair_costs(start: np.ndarray, planes: np.ndarray, axis: int) -> np.ndarray:
     def shifted(grey: np.ndarray, plane: int, sign: int) -> np.ndarray:
         """``grey[plane + sign · d]`` at each pixel."""
         value = grey[plane].copy()
-        value[jumps] = grey[(plane + sign * shift, *jumps)]
+        value[jumps] = grey[(plane + sign * shift, jumps[0], jumps[1])]
         return value
 
     at_p = [shifted(gp, middle + t - 1, 1) for t in range(3)]  # I_l(p)
