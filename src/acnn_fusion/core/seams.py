@@ -57,7 +57,7 @@ MOVE_LIMIT = 2.0
 CONTRAST_WEIGHT = 2.0
 #: Pixels farther than this from a depth boundary keep their depth.
 REACH = 4
-#: Segments solved at once (bounds the memory of one pass).
+#: Rows (of one parity) whose segments are solved at once (bounds the memory of one pass).
 CHUNK = 512
 #: Largest tile of the image the moves run on (each with a halo, :func:`_halo`): bounds memory
 #: (about 190 bytes per pixel of a tile and its halo, per thread).
@@ -376,13 +376,13 @@ def place_seams(
 ) -> np.ndarray:
     """``depth`` with its boundaries moved to where the slices agree, where focus allows.
 
-        ``depth``: (Y, X) uint16 slice per pixel; ``confidence``: (Y, X) in [0, 1]; ``grey``: a
-        :class:`~acnn_fusion.core.stack.FocusImage` (or anything with ``shape`` and
-        ``block(z, rows, cols)`` giving the float32 grey of slice z there); ``volume``: the
-        (Z, h, w) score volume on the 2×2 block grid. Pixels move only within ``rounds`` ·
-        :data:`SEGMENT` px of a depth boundary, only to D ± 1, and only where that costs them less
-        than :data:`MOVE_LIMIT` log-odds times their confidence. Runs on tiles of ``tile`` px with
-        a halo, ``threads`` tiles at a time (default: the CPU inference's threads,
+    ``depth``: (Y, X) uint16 slice per pixel; ``confidence``: (Y, X) in [0, 1]; ``grey``: a
+    :class:`~acnn_fusion.core.stack.FocusImage` (or anything with ``shape`` and
+    ``block(z, rows, cols)`` giving the float32 grey of slice z there); ``volume``: the
+    (Z, h, w) score volume on the 2×2 block grid. Pixels move only within ``rounds`` ·
+    :data:`SEGMENT` px of a depth boundary, only to D ± 1, and only where that costs them less
+    than :data:`MOVE_LIMIT` log-odds times their confidence. Runs on tiles of ``tile`` px with
+    a halo, ``threads`` tiles at a time (default: the CPU inference's threads,
     :func:`~acnn_fusion.core.inference.cpu_threads`); the result depends on neither. Returns a
     new uint16 depth map.
     """
@@ -421,6 +421,5 @@ def place_seams(
             relabel(*corner)
     else:  # tiles are independent (each reads only the inputs): numpy releases the GIL
         with ThreadPoolExecutor(workers) as pool:
-            for done in pool.map(lambda corner: relabel(*corner), corners):
-                del done
+            list(pool.map(lambda corner: relabel(*corner), corners))  # re-raises a tile's error
     return out
