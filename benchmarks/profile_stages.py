@@ -203,13 +203,13 @@ ORDER = (
 
 
 def write(rows: list[dict], info: dict, name: str) -> str:
+    import wholeprocess as wp
+
     results = REPO / "docs" / "results"
     (results / f"{name}.json").write_text(json.dumps({"machine": info, "runs": rows}, indent=1))
     lines = [
         f"Whole-process time by stage (`benchmarks/profile_stages.py`), medians of "
-        f"{max(r['round'] for r in rows) + 1} interleaved rounds; CPU {info['cpu_model']}, "
-        f"{info['affinity']} CPUs, native bf16 {info['native_bf16']}; load average "
-        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC).",
+        f"{max(r['round'] for r in rows) + 1} interleaved rounds; {wp.machine_line(info)}.",
         "",
     ]
     groups: dict[tuple[str, str], list[dict]] = {}

@@ -267,10 +267,8 @@ def whole(repeats: int, cases: tuple[str, ...], tiles: tuple[int, ...], name: st
     (results / f"{name}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     lines = [
         f"Whole processes of `acnn-fusion` (`benchmarks/runtime_network.py --whole --repeats {repeats} "
-        f"--cases {' '.join(cases)} --tiles {' '.join(map(str, tiles))}`); CPU {info['cpu_model']}, "
-        f"{info['affinity']} CPUs, native bf16 {info['native_bf16']}; "
-        f"load {info['loadavg'][0]:.1f} at start, "
-        f"{info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC); medians of the rounds, runners "
+        f"--cases {' '.join(cases)} --tiles {' '.join(map(str, tiles))}`); {wp.machine_line(info)}; "
+        "medians of the rounds, runners "
         f"interleaved (order reversed every other round); × = against {labels and next(iter(labels))} "
         "of the same case; torch in bf16 where the CPU has native bf16, else fp32.",
         "",

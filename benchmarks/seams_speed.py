@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import time
@@ -33,15 +32,9 @@ from acnn_fusion.core.weights import load_model
 from alignment import _module_at
 from real_stacks import _stack_array
 from speed import textured
+from wholeprocess import machine
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def seam_inputs(stack: np.ndarray, channel_axis: int | None) -> tuple:
@@ -116,7 +109,12 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout
-    meta = {"cpu": _cpu(), "threads": cpu_threads(), "commit": commit.strip(), "repeats": args.repeats}
+    meta = {
+        "cpu": machine()["cpu_model"],
+        "threads": cpu_threads(),
+        "commit": commit.strip(),
+        "repeats": args.repeats,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "seams_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = [

@@ -124,6 +124,15 @@ def machine() -> dict[str, object]:
     }
 
 
+def machine_line(info: dict) -> str:
+    """One line for a results table's header: CPU, CPU count, native bf16, load at start and end
+    (``info`` from :func:`machine`, with ``loadavg_end`` added when the runs are done)."""
+    return (
+        f"CPU {info['cpu_model']}, {info['affinity']} CPUs, native bf16 {info['native_bf16']}; load "
+        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC)"
+    )
+
+
 def ours_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for our console script: this checkout's sources first."""
     env = dict(os.environ)
