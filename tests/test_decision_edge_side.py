@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from acnn_fusion.core.decision import edge_side_margin, refine_edge_side
+from acnn_fusion.core import decision
+from acnn_fusion.core.decision import edge_side_margin, refine_edge_side, robust_energy, robust_energy_at
 from acnn_fusion.core.pipeline import PRESETS, fuse_from_focus_map, fuse_pair, grey_pair
 from acnn_fusion.synthetic import _wrap_defocus, render_detail_scene, render_thin_scene
 
@@ -67,8 +68,6 @@ def test_glow_guard_keeps_the_glow_band_on_the_sharp_foreground(monkeypatch):
     """Thin-structure scene: B's blurred bright wires glow over the background next to them,
     where A's blurred background is the nearer source. Starting from that band decided A,
     the edge-side test leaves it (and the wires) with A; without the glow guard it would not."""
-    from acnn_fusion.core import decision
-
     thin = render_thin_scene(384, radius=4.0)
     glow = thin.halo & (_wrap_defocus(thin.mask.astype(float), 4.0) > 0.2)
     start = thin.mask | glow
@@ -89,6 +88,20 @@ def test_edge_side_in_chunks_equals_whole_image(scene, rows):
     assert np.array_equal(refine_edge_side(start, grey_a, grey_b, rows_per_chunk=rows), whole)
 
 
+@pytest.mark.parametrize("block", [8, 37])
+def test_edge_side_in_blocks_equals_one_window(scene, monkeypatch, block):
+    """Blocks (each with its halo, those far from the boundary skipped) give the map of one
+    window over the whole image."""
+    grey_a, grey_b = grey_pair(scene.image_a[:150, :230], scene.image_b[:150, :230])
+    start = ndimage.binary_dilation(scene.mask[:150, :230], iterations=2)
+    monkeypatch.setattr(decision, "EDGE_SIDE_BLOCK", 10_000)
+    whole = refine_edge_side(start, grey_a, grey_b, rows_per_chunk=1000)
+    assert not np.array_equal(whole, start)
+    monkeypatch.setattr(decision, "EDGE_SIDE_BLOCK", block)
+    assert np.array_equal(refine_edge_side(start, grey_a, grey_b, rows_per_chunk=1000), whole)
+    assert np.array_equal(refine_edge_side(start, grey_a, grey_b, rows_per_chunk=23), whole)
+
+
 def test_edge_side_off_with_the_override():
     focus_free = np.zeros((40, 40), bool)
     grey = np.random.default_rng(0).random((40, 40)).astype(np.float32)
@@ -104,3 +117,18 @@ def test_edge_side_margin_only_where_asked_gives_the_same_values(scene):
     part = edge_side_margin(grey_a, grey_b, where=where)
     assert np.array_equal(part[where], full[where]) and not part[~where].any()
     assert np.abs(full).max() > 0.5  # the margin is not trivially zero
+
+
+@pytest.mark.parametrize(
+    ("shape", "window"), [((64, 80), 5), ((9, 11), 5), ((40, 33), 3), ((30, 50), 7), ((20, 20), 4)]
+)
+def test_robust_energy_at_some_pixels_equals_the_whole_images(shape, window):
+    """The sparse step-robust energy (edge-side test) gives the whole image's values exactly,
+    borders included (every border pixel is asked for, and a random fifth of the rest)."""
+    rng = np.random.default_rng(window)
+    grey = ndimage.gaussian_filter(rng.random(shape), 0.7).astype(np.float32)
+    where = rng.random(shape) < 0.2
+    where[[0, -1], :] = where[:, [0, -1]] = True
+    values = robust_energy_at(grey, window, where)
+    assert values.dtype == np.float32 and np.count_nonzero(values) > 0
+    assert np.array_equal(values, robust_energy(grey, window)[where])
