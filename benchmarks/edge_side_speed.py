@@ -1,6 +1,7 @@
-"""The pair path's edge-side step (``decision.refine_edge_side``): worked only in blocks near
-the decision boundary, its step-robust energy only at the boundary pixels (now), against
-whole bands with the energy everywhere (before), side by side.
+"""The pair path's boundary steps, now against before, side by side. The edge-side step
+(``decision.refine_edge_side``): worked only in blocks near the decision boundary, its
+step-robust energy only at the boundary pixels (now), against whole bands with the energy
+everywhere (before).
 
     .venv/bin/python benchmarks/edge_side_speed.py [--size 2048] [--repeats 5]
 
@@ -10,7 +11,8 @@ uses) and the decision map the default pair path reaches before the edge-side pa
 band by band (``pipeline._each_band``), as it is and with the former costs restored (one
 block per band, ``EDGE_SIDE_BLOCK`` = 10⁹, and the energy of the whole band,
 ``robust_energy(grey, window)[where]``), interleaved; checks that the maps are identical.
-Writes ``docs/results/edge_side_speed.md``.
+Then the boundary refinement (``refine_boundary``) in blocks near the boundary against whole
+chunks of rows, the same way. Writes ``docs/results/edge_side_speed.md``.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from acnn_fusion.core import decision
+from acnn_fusion.core import decision, pipeline
 from acnn_fusion.core.inference import open_network
 from acnn_fusion.core.pipeline import (
     PRESETS,
     GreyRows,
     _each_band,
+    decide,
     decide_in_bands,
     focus_map_in_tiles,
 )
@@ -85,6 +88,7 @@ def main() -> None:
                 maps[label] = out
     finally:
         decision.robust_energy_at, decision.EDGE_SIDE_BLOCK = sparse, block
+    refine = _refine_boundary_times(focus, greys, args.repeats)
     info["loadavg_end"] = os.getloadavg()
     same = np.array_equal(*maps.values())
     changed = int(np.count_nonzero(maps[next(iter(variants))] != start))
@@ -101,11 +105,49 @@ def main() -> None:
     for label, t in times.items():
         runs = ", ".join(f"{x:.3f}" for x in t)
         lines.append(f"| {label} | {statistics.median(t):.3f} | {statistics.median(t) / base:.2f} | {runs} |")
+    lines += [
+        "",
+        "The boundary refinement (`pipeline.refine_boundary`) of the same pair's decision map, "
+        "in blocks near the boundary (now) against whole chunks of rows (before, "
+        "`REFINE_BLOCK` = 10⁹); identical maps: " + str(refine.pop("same")),
+        "",
+        "| boundary refinement | median s | × before | runs s |",
+        "|---|---|---|---|",
+    ]
+    base = statistics.median(refine["whole chunks (before)"])
+    for label, t in refine.items():
+        runs = ", ".join(f"{x:.3f}" for x in t)
+        lines.append(f"| {label} | {statistics.median(t):.3f} | {statistics.median(t) / base:.2f} | {runs} |")
     text = "\n".join(lines) + "\n"
     (REPO / "docs" / "results" / "edge_side_speed.md").write_text(text)
     print(text)
     if not same:
         raise SystemExit("the maps differ")
+
+
+def _refine_boundary_times(focus: np.ndarray, greys: GreyRows, repeats: int) -> dict:
+    """``refine_boundary`` on the whole pair (one chunk of rows, as ``decide_in_bands``'s bands
+    are at most that) with ``REFINE_BLOCK`` as it is and 10⁹, interleaved."""
+    settings = PRESETS["default"]
+    start = decide(focus, settings)
+    ga, gb = greys.block(slice(None))
+    block = pipeline.REFINE_BLOCK
+    variants = {"blocks near the boundary (now)": block, "whole chunks (before)": 10**9}
+    times: dict = {k: [] for k in variants}
+    maps = {}
+    try:
+        for r in range(repeats):
+            for label in list(variants) if r % 2 == 0 else list(variants)[::-1]:
+                pipeline.REFINE_BLOCK = variants[label]
+                t0 = time.perf_counter()
+                maps[label] = pipeline.refine_boundary(
+                    start, ga, gb, radius=settings.refine_radius, window=settings.refine_window
+                )
+                times[label].append(time.perf_counter() - t0)
+    finally:
+        pipeline.REFINE_BLOCK = block
+    times["same"] = np.array_equal(*maps.values())
+    return times
 
 
 def decision_band(settings, width: int) -> int:
