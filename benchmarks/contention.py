@@ -14,11 +14,12 @@ shared machine hits every variant alike; the table gives medians, busy/quiet rat
 - ``passive``: nothing set, i.e. the package default (``OMP_WAIT_POLICY=PASSIVE``);
 - ``spin10k``: ``GOMP_SPINCOUNT=10000`` (~0.1 ms of spinning);
 - ``1-thread``: ``OMP_NUM_THREADS=1`` with the package default;
-- ``tile512``: the package default with ``--tile 512``;
+- ``tile384``, ``tile512``: the package default with ``--tile 384`` or ``512``;
 - ``torch``: the package default with ``--runtime torch`` (``auto`` takes torch for large
   inputs on a CPU with native bf16, onnxruntime otherwise on a CPU);
 - ``onnx``, ``onnx-spin``, ``onnx-1-thread``: ``--runtime onnx`` with its idle threads
-  sleeping (the default), spinning (``OMP_WAIT_POLICY=ACTIVE``), or one intra-op thread.
+  sleeping (the default), spinning (``OMP_WAIT_POLICY=ACTIVE``), or one intra-op thread;
+  ``onnx-tile384``: ``--runtime onnx --tile 384``.
 
 With ``--peers``, focus-stack and enfuse (``benchmarks/peers.py`` says how to get them) run
 on the same planes. Writes ``docs/results/contention{,_NAME}.{md,csv,json}``.
@@ -40,7 +41,9 @@ VARIANTS = {
     "passive": {},
     "spin10k": {"GOMP_SPINCOUNT": "10000"},
     "1-thread": {"OMP_NUM_THREADS": "1"},
+    "tile384": {},  # the package default with --tile 384
     "tile512": {},  # the package default with --tile 512 (fewer, larger parallel regions)
+    "onnx-tile384": {},  # onnxruntime with --tile 384
     "torch": {},  # the package default on torch (--runtime torch)
     "onnx": {},  # onnxruntime (--runtime onnx), idle threads sleep (the package default)
     "onnx-spin": {"OMP_WAIT_POLICY": "ACTIVE"},  # onnxruntime's threads allowed to spin
@@ -49,7 +52,9 @@ VARIANTS = {
 _ONNX = ["--runtime", "onnx"]
 #: command-line arguments of a variant beyond the defaults
 VARIANT_ARGS = {
+    "tile384": ["--tile", "384"],
     "tile512": ["--tile", "512"],
+    "onnx-tile384": [*_ONNX, "--tile", "384"],
     "torch": ["--runtime", "torch"],
     "onnx": _ONNX,
     "onnx-spin": _ONNX,
