@@ -34,6 +34,7 @@ from acnn_fusion.core.pipeline import (
     _each_band,
     decide,
     decide_in_bands,
+    decision_bands,
     focus_map_in_tiles,
 )
 from acnn_fusion.options import FusionOptions
@@ -55,7 +56,7 @@ def main() -> None:
     network = open_network(options, 2 * a.shape[0] * a.shape[1] / 1e6)
     focus = focus_map_in_tiles(network, greys, a.shape[:2], tile=options.tile)
     start = decide_in_bands(focus, greys, replace(settings, detail_edge_side=False))
-    band = max(64, decision_band(settings, a.shape[1]))
+    band, _ = decision_bands(settings, a.shape[1])
     reach = decision.edge_side_reach(settings.refine_window)
     sparse, block = decision.robust_energy_at, decision.EDGE_SIDE_BLOCK
 
@@ -102,9 +103,7 @@ def main() -> None:
         "| edge-side pass | median s | × before | runs s |",
         "|---|---|---|---|",
     ]
-    for label, t in times.items():
-        runs = ", ".join(f"{x:.3f}" for x in t)
-        lines.append(f"| {label} | {statistics.median(t):.3f} | {statistics.median(t) / base:.2f} | {runs} |")
+    lines += _rows(times, base)
     lines += [
         "",
         "The boundary refinement (`pipeline.refine_boundary`) of the same pair's decision map, "
@@ -114,15 +113,22 @@ def main() -> None:
         "| boundary refinement | median s | × before | runs s |",
         "|---|---|---|---|",
     ]
-    base = statistics.median(refine["whole chunks (before)"])
-    for label, t in refine.items():
-        runs = ", ".join(f"{x:.3f}" for x in t)
-        lines.append(f"| {label} | {statistics.median(t):.3f} | {statistics.median(t) / base:.2f} | {runs} |")
+    lines += _rows(refine, statistics.median(refine["whole chunks (before)"]))
     text = "\n".join(lines) + "\n"
     (REPO / "docs" / "results" / "edge_side_speed.md").write_text(text)
     print(text)
     if not same:
         raise SystemExit("the maps differ")
+
+
+def _rows(times: dict[str, list[float]], base: float) -> list[str]:
+    """Table rows: label, median, ratio to ``base``, every run."""
+    return [
+        f"| {label} | {statistics.median(t):.3f} | {statistics.median(t) / base:.2f} | "
+        + ", ".join(f"{x:.3f}" for x in t)
+        + " |"
+        for label, t in times.items()
+    ]
 
 
 def _refine_boundary_times(focus: np.ndarray, greys: GreyRows, repeats: int) -> dict:
@@ -148,14 +154,6 @@ def _refine_boundary_times(focus: np.ndarray, greys: GreyRows, repeats: int) -> 
         pipeline.REFINE_BLOCK = block
     times["same"] = np.array_equal(*maps.values())
     return times
-
-
-def decision_band(settings, width: int) -> int:
-    """The band height ``decide_in_bands`` uses for this width."""
-    from acnn_fusion.core.pipeline import BAND_PIXELS
-
-    halo = settings.refine_radius + 2 * settings.refine_window + 6
-    return max(halo, BAND_PIXELS // max(1, width))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ second at a window of a few pixels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -388,7 +388,7 @@ def refine_edge_side(
     if margin >= 1.0:
         return decision_map
     out = decision_map.copy()
-    height, width = decision_map.shape
+    height = decision_map.shape[0]
     reach = edge_side_reach(window)
     structure = np.ones((3, 3), bool)
     for r0 in range(0, height, rows_per_chunk):
@@ -399,20 +399,39 @@ def refine_edge_side(
         shrunk = ndimage.binary_erosion(before, structure, iterations=EDGE_SIDE_NEAR, border_value=1)
         near = grown & ~shrunk
         del grown, shrunk
-        # blocks of the band without a pixel near the boundary keep their decisions: skipped
-        for b0 in range(r0, r1, EDGE_SIDE_BLOCK):
-            b1 = min(r1, b0 + EDGE_SIDE_BLOCK)
-            for c0 in range(0, width, EDGE_SIDE_BLOCK):
-                c1 = min(width, c0 + EDGE_SIDE_BLOCK)
-                if not near[b0 - lo : b1 - lo, c0:c1].any():
-                    continue
-                rows = slice(max(lo, b0 - reach) - lo, min(hi, b1 + reach) - lo)
-                cols = slice(max(0, c0 - reach), min(width, c1 + reach))
-                ga, gb = grey_a[lo:hi][rows, cols], grey_b[lo:hi][rows, cols]
-                decided = _edge_side_window(before[rows, cols], near[rows, cols], ga, gb, window, margin)
-                top, left = b0 - lo - rows.start, c0 - cols.start
-                out[b0:b1, c0:c1] = decided[top : top + b1 - b0, left : left + c1 - c0]
+        ga, gb = grey_a[lo:hi], grey_b[lo:hi]
+        for block, window_, inner in blocks_near(near, EDGE_SIDE_BLOCK, reach, rows=slice(r0 - lo, r1 - lo)):
+            decided = _edge_side_window(
+                before[window_], near[window_], ga[window_], gb[window_], window, margin
+            )
+            out[lo:hi][block] = decided[inner]
     return out
+
+
+Slices = tuple[slice, slice]
+
+
+def blocks_near(
+    near: np.ndarray, block: int, reach: int, rows: slice = slice(None)
+) -> Iterator[tuple[Slices, Slices, Slices]]:
+    """The ``block``-pixel squares of ``near``'s ``rows`` that hold a True pixel of ``near``
+    (blocks without one are skipped), as (block, window, block within the window): the
+    window is the block grown by ``reach`` pixels, clipped to ``near``."""
+    height, width = near.shape
+    first, last, _ = rows.indices(height)
+    for r0 in range(first, last, block):
+        r1 = min(last, r0 + block)
+        for c0 in range(0, width, block):
+            c1 = min(width, c0 + block)
+            if not near[r0:r1, c0:c1].any():
+                continue
+            top, left = max(0, r0 - reach), max(0, c0 - reach)
+            window = (slice(top, min(height, r1 + reach)), slice(left, min(width, c1 + reach)))
+            yield (
+                (slice(r0, r1), slice(c0, c1)),
+                window,
+                (slice(r0 - top, r1 - top), slice(c0 - left, c1 - left)),
+            )
 
 
 def _edge_side_window(

@@ -9,6 +9,7 @@ import numpy as np
 
 from acnn_fusion.core.compose import compose_pair
 from acnn_fusion.core.decision import (
+    blocks_near,
     edge_side_reach,
     fine_energy,
     override_by_fine_measure,
@@ -247,24 +248,13 @@ def refine_boundary(
     band = grown & ~ndimage.binary_erosion(decision_map, structure, iterations=radius, border_value=1)
     del grown
     refined = decision_map.copy()
-    height, width = decision_map.shape
     reach = window // 2 + 1  # the Laplacian's and the window's reach
-    block = min(rows_per_chunk, REFINE_BLOCK)
-    for r0 in range(0, height, block):  # blocks with no pixel near the boundary are skipped
-        r1 = min(height, r0 + block)
-        for c0 in range(0, width, block):
-            c1 = min(width, c0 + block)
-            near = band[r0:r1, c0:c1]
-            if not near.any():
-                continue
-            lo, left = max(0, r0 - reach), max(0, c0 - reach)
-            window_rows, window_cols = slice(lo, min(height, r1 + reach)), slice(left, min(width, c1 + reach))
-            inner = (slice(r0 - lo, r1 - lo), slice(c0 - left, c1 - left))
-            energy_a = fine_energy(grey_a[window_rows, window_cols], window)[inner]
-            energy_b = fine_energy(grey_b[window_rows, window_cols], window)[inner]
-            clear = np.abs(energy_a - energy_b) > 0.1 * (energy_a + energy_b) + 1e-12
-            pick = near & clear
-            refined[r0:r1, c0:c1][pick] = energy_a[pick] > energy_b[pick]
+    for block, part, inner in blocks_near(band, min(rows_per_chunk, REFINE_BLOCK), reach):
+        energy_a = fine_energy(grey_a[part], window)[inner]
+        energy_b = fine_energy(grey_b[part], window)[inner]
+        clear = np.abs(energy_a - energy_b) > 0.1 * (energy_a + energy_b) + 1e-12
+        pick = band[block] & clear
+        refined[block][pick] = energy_a[pick] > energy_b[pick]
     smoothed = ndimage.median_filter(refined.astype(np.uint8), size=3).astype(bool)
     refined[band] = smoothed[band]
     return refined
@@ -398,6 +388,12 @@ def _refine_and_override(
     )
 
 
+def decision_bands(settings: FusionSettings, width: int) -> tuple[int, int]:
+    """(rows per band, halo rows) of :func:`decide_in_bands` for images ``width`` px wide."""
+    halo = settings.refine_radius + 2 * settings.refine_window + 6  # > both steps' reach together
+    return max(halo, BAND_PIXELS // max(1, width)), halo
+
+
 def decide_in_bands(focus_map: np.ndarray, greys: GreyRows, settings: FusionSettings) -> np.ndarray:
     """Steps 2–3 and the refinements, band by band: the same map as :func:`decide`, then
     :func:`refine_boundary`, :func:`~acnn_fusion.core.decision.override_by_fine_measure` and
@@ -410,9 +406,7 @@ def decide_in_bands(focus_map: np.ndarray, greys: GreyRows, settings: FusionSett
     first pass's windows do not grow by its reach. Memory beyond the returned bool map: a
     few bands of :data:`BAND_PIXELS` pixels.
     """
-    width = focus_map.shape[1]
-    halo = settings.refine_radius + 2 * settings.refine_window + 6  # > both steps' reach together
-    band = max(halo, BAND_PIXELS // max(1, width))
+    band, halo = decision_bands(settings, focus_map.shape[1])
     decision = decide(focus_map, settings)
     if settings.refine_radius == 0 and settings.detail_margin >= 1.0:
         return decision
