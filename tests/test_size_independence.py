@@ -201,3 +201,17 @@ def test_running_median_equals_ndimage_median_filter(shape, axis):
     values[rng.random(shape) < 0.3] = 0.5  # ties
     size = (5, 1) if axis == 0 else (1, 5)
     assert np.array_equal(_running_median(values, 5, axis), ndimage.median_filter(values, size=size))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (2, 3), (7, 9), (64, 257)])
+def test_majority3_equals_ndimage_median_filter(shape):
+    """The 3×3 vote of a bool map gives ndimage's 3×3 median, edges (reflect) included."""
+    from scipy import ndimage
+
+    from acnn_fusion.core.decision import majority3
+
+    rng = np.random.default_rng(5)
+    for share in (0.2, 0.5, 0.8):
+        binary = rng.random(shape) < share
+        expected = ndimage.median_filter(binary.view(np.uint8), size=3).view(bool)
+        assert np.array_equal(majority3(binary), expected)

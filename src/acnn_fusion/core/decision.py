@@ -16,7 +16,7 @@ second at a window of a few pixels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -149,10 +149,21 @@ def remove_unconfident_regions_in_bands(
 ROBUST_FLOOR = 3e-3
 
 
+def squared_laplacian(grey: np.ndarray) -> np.ndarray:
+    """The squared Laplacian of ``grey`` (float32): what both energies below average."""
+    lap = ndimage.laplace(grey.astype(np.float32))
+    lap *= lap
+    return lap
+
+
 def fine_energy(grey: np.ndarray, window: int) -> np.ndarray:
     """Laplacian energy averaged over ``window``×``window`` pixels (float32)."""
-    lap = ndimage.laplace(grey.astype(np.float32))
-    return ndimage.uniform_filter(lap * lap, window)
+    return _mean_energy(squared_laplacian(grey), window)
+
+
+def _mean_energy(squared: np.ndarray, window: int) -> np.ndarray:
+    """:func:`fine_energy` from the image's :func:`squared_laplacian`."""
+    return ndimage.uniform_filter(squared, window)
 
 
 def robust_energy(grey: np.ndarray, window: int) -> np.ndarray:
@@ -163,8 +174,23 @@ def robust_energy(grey: np.ndarray, window: int) -> np.ndarray:
     every window within a few pixels of it, so the mean energy (:func:`fine_energy`) of the
     image whose edge is crisp wins on both sides of it; the median does not see a line.
     """
-    lap = ndimage.laplace(grey.astype(np.float32))
-    return _running_median(_running_median(lap * lap, window, axis=1), window, axis=0)
+    return _median_energy(squared_laplacian(grey), window)
+
+
+def _median_energy(squared: np.ndarray, window: int) -> np.ndarray:
+    """:func:`robust_energy` from the image's :func:`squared_laplacian`."""
+    return _running_median(_running_median(squared, window, axis=1), window, axis=0)
+
+
+def majority3(binary: np.ndarray) -> np.ndarray:
+    """``ndimage.median_filter`` of a bool map over 3×3 ('reflect' edges), as a count of the
+    True pixels (≥ 5 of 9): the same map, ~40× faster."""
+    padded = np.pad(binary.view(np.uint8), 1, mode="symmetric")  # = ndimage's 'reflect'
+    rows = padded[:-2] + padded[1:-1]
+    rows += padded[2:]
+    count = rows[:, :-2] + rows[:, 1:-1]
+    count += rows[:, 2:]
+    return count >= 5
 
 
 def robust_energy_at(grey: np.ndarray, window: int, where: np.ndarray) -> np.ndarray:
@@ -172,8 +198,7 @@ def robust_energy_at(grey: np.ndarray, window: int, where: np.ndarray) -> np.nda
     only: the same values, for a sparse ``where`` at a fraction of the cost."""
     if window % 2 == 0:
         return robust_energy(grey, window)[where]
-    lap = ndimage.laplace(grey.astype(np.float32))
-    lap *= lap
+    lap = squared_laplacian(grey)
     half = window // 2
     padded = np.pad(lap, half, mode="symmetric")  # = ndimage's 'reflect', both passes
     del lap
@@ -208,22 +233,25 @@ def _running_median(values: np.ndarray, window: int, axis: int) -> np.ndarray:
     return np.maximum(low, spare, out=low)
 
 
-def band_energies(
-    grey_a: np.ndarray,
-    grey_b: np.ndarray,
-    r0: int,
-    r1: int,
-    window: int,
-    measure: Callable[[np.ndarray, int], np.ndarray] = fine_energy,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``measure`` (:func:`fine_energy` or :func:`robust_energy`) of both images in rows
-    ``r0:r1``, computed on that band plus the filters' reach, so the values equal the whole
-    image's."""
+def band_squared_laplacians(
+    grey_a: np.ndarray, grey_b: np.ndarray, r0: int, r1: int, window: int
+) -> tuple[np.ndarray, np.ndarray, slice]:
+    """:func:`squared_laplacian` of both images on rows ``r0:r1`` plus the filters' reach, and
+    the rows of that band that are ``r0:r1``: an energy of the band cut to them equals the
+    whole image's."""
     reach = window // 2 + 1  # the Laplacian's and the window's reach
     lo, hi = max(0, r0 - reach), min(grey_a.shape[0], r1 + reach)
-    energy_a = measure(grey_a[lo:hi], window)[r0 - lo : r1 - lo]
-    energy_b = measure(grey_b[lo:hi], window)[r0 - lo : r1 - lo]
-    return energy_a, energy_b
+    return squared_laplacian(grey_a[lo:hi]), squared_laplacian(grey_b[lo:hi]), slice(r0 - lo, r1 - lo)
+
+
+def _margin(energy_a: np.ndarray, energy_b: np.ndarray, floor: float) -> np.ndarray:
+    """(E_A − E_B) / (E_A + E_B + ``floor``), written into ``energy_a``'s buffer's place with one
+    temporary (the same values as the plain expression)."""
+    difference = energy_a - energy_b
+    energy_a += energy_b
+    energy_a += np.float32(floor)
+    difference /= energy_a
+    return difference
 
 
 def override_by_fine_measure(
@@ -255,20 +283,22 @@ def override_by_fine_measure(
     for r0 in range(0, height, rows_per_chunk):
         r1 = min(height, r0 + rows_per_chunk)
         e0, e1 = max(0, r0 - 1), min(height, r1 + 1)  # one more row each side for the median
-        energy_a, energy_b = band_energies(grey_a, grey_b, e0, e1, window)
-        fine = (energy_a - energy_b) / (energy_a + energy_b + np.float32(ENERGY_FLOOR))
+        lap2_a, lap2_b, inner = band_squared_laplacians(grey_a, grey_b, e0, e1, window)
+        fine = _margin(_mean_energy(lap2_a, window)[inner], _mean_energy(lap2_b, window)[inner], ENERGY_FLOOR)
         before = decision_map[e0:e1]
         after = before.copy()
         after[fine > margin] = True
         after[fine < -margin] = False
         if robust:
             unclear = np.abs(fine) <= margin
-            del energy_a, energy_b, fine
-            energy_a, energy_b = band_energies(grey_a, grey_b, e0, e1, window, robust_energy)
-            steady = (energy_a - energy_b) / (energy_a + energy_b + np.float32(ROBUST_FLOOR))
+            del fine
+            median_a = _median_energy(lap2_a, window)[inner]
+            del lap2_a  # each Laplacian as soon as its last use is done: memory
+            steady = _margin(median_a, _median_energy(lap2_b, window)[inner], ROBUST_FLOOR)
             after[unclear & (steady > margin)] = True
             after[unclear & (steady < -margin)] = False
-        smoothed = ndimage.median_filter(after.view(np.uint8), size=3).view(bool)
+            del median_a, steady
+        smoothed = majority3(after)
         keep = slice(r0 - e0, r0 - e0 + (r1 - r0))
         changed = after[keep] != before[keep]
         out[r0:r1] = np.where(changed, smoothed[keep], after[keep])
@@ -449,7 +479,7 @@ def _edge_side_window(
     after = before.copy()
     after[to_a] = True
     after[to_b] = False
-    smoothed = ndimage.median_filter(after.view(np.uint8), size=3).view(bool)
+    smoothed = majority3(after)
     return np.where(after != before, smoothed, after)
 
 

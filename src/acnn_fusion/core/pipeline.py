@@ -12,6 +12,7 @@ from acnn_fusion.core.decision import (
     blocks_near,
     edge_side_reach,
     fine_energy,
+    majority3,
     override_by_fine_measure,
     refine_edge_side,
     remove_unconfident_regions_in_bands,
@@ -255,7 +256,7 @@ def refine_boundary(
         clear = np.abs(energy_a - energy_b) > 0.1 * (energy_a + energy_b) + 1e-12
         pick = band[block] & clear
         refined[block][pick] = energy_a[pick] > energy_b[pick]
-    smoothed = ndimage.median_filter(refined.astype(np.uint8), size=3).astype(bool)
+    smoothed = majority3(refined)
     refined[band] = smoothed[band]
     return refined
 
