@@ -108,7 +108,7 @@ def child(case: str, runtime: str, folder: Path) -> dict:
             timers.wrap(cls, method, "network")
     timers.wrap(stack, "_fold_volume", "depth")
     timers.wrap(stack, "compose_stack", "compose")
-    timers.wrap(pipeline, "compute_focus_map", "focus map")
+    timers.wrap(pipeline, "focus_map_in_tiles", "focus map")
     timers.wrap(pipeline, "decide_in_bands", "decisions")
     timers.wrap(pipeline, "_compose", "compose")
     options = FusionOptions(runtime=runtime)
@@ -176,7 +176,9 @@ def run_child(case: str, runtime: str, folder: Path) -> dict:
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, __file__, "--child", case, "--runtime", runtime, "--folder", str(folder)]
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{case} ({runtime}) failed:\n{done.stderr}")
     wall = time.perf_counter() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["stages"]["interpreter"] = wall - result["stages"]["child total"]

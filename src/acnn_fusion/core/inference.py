@@ -170,33 +170,55 @@ _PREPARED: weakref.WeakKeyDictionary[ACNN, dict[str, ACNN]] = weakref.WeakKeyDic
 _PREPARED_LOCK = threading.Lock()
 
 
-def prepare(model: ACNN, device: torch.device) -> ACNN:
-    """The model laid out for ``device`` (channels-last on the CPU, where it is faster).
+def prepare(model: ACNN, device: torch.device, dtype: torch.dtype | None = None) -> ACNN:
+    """The model laid out for ``device`` (channels-last on the CPU, where it is faster) and, for
+    bf16 on the CPU, with its weights stored in bf16 (:func:`compute_in`).
 
-    Returns a copy made once per (model, device) and cached; ``model`` itself is never moved
-    or changed, so runs on different devices or threads can share one loaded model. The
+    Returns a copy made once per (model, device, dtype) and cached; ``model`` itself is never
+    moved or changed, so runs on different devices or threads can share one loaded model. The
     network runs in inference mode only, so the copy is safe to use from several threads.
     """
     import torch
 
-    if getattr(model, "prepared_for", None) == str(device):
+    key = str(device) if not _precast(device, dtype) else f"{device} {dtype}"
+    if getattr(model, "prepared_for", None) == key:
         return model
     with _PREPARED_LOCK:
         per_device = _PREPARED.setdefault(model, {})
-        if str(device) not in per_device:
+        if key not in per_device:
             copy = deepcopy(model).to(device)
             if device.type == "cpu":
                 copy = copy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            copy.prepared_for = str(device)
-            per_device[str(device)] = copy
-        return per_device[str(device)]
+            if _precast(device, dtype):
+                copy = copy.to(dtype)
+            copy.prepared_for = key
+            per_device[key] = copy
+        return per_device[key]
 
 
-def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(N, Y, X) float32 numpy → (N, 1, Y, X) tensor on ``device``."""
+def _precast(device: torch.device, dtype: torch.dtype | None) -> bool:
+    """Whether the model runs with weights cast once to ``dtype`` instead of under autocast:
+    bf16 on the CPU, where autocast's per-call casts cost ~20 % of the network's time
+    (``benchmarks/network_precast.py``)."""
+    import torch
+
+    return device.type == "cpu" and dtype == torch.bfloat16
+
+
+def compute_in(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """The context a :func:`prepare`'d model runs in for ``dtype``: none for a pre-cast model
+    (its weights and inputs are already in ``dtype``), else :func:`autocast`."""
+    return contextlib.nullcontext() if _precast(device, dtype) else autocast(device, dtype)
+
+
+def to_input(images: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(N, Y, X) float32 numpy → (N, 1, Y, X) tensor on ``device``, in ``dtype`` where the
+    model is pre-cast to it (:func:`prepare`), else float32."""
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
+    if _precast(device, dtype):
+        x = x.to(dtype)
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cpu" else x
 
 
@@ -215,13 +237,13 @@ def score_map(
 
     height, width = grey_a.shape
     tiles = score_tiles(height, width, tile)
-    model = prepare(model, device)
     dtype = resolve_precision(precision, device)
+    model = prepare(model, device, dtype)
     scores = np.empty(score_map_shape(height, width), dtype=np.float32)
     with torch.inference_mode():
         for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
-            x = to_input(np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]]), device)
-            with autocast(device, dtype):
+            x = to_input(np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]]), device, dtype)
+            with compute_in(device, dtype):
                 features = model.branch(x)
                 logits = model.head(features[:1], features[1:])
             n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
@@ -373,24 +395,28 @@ class TorchNetwork:
     def reference(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        model = prepare(self.model, self.device)
-        with torch.inference_mode(), autocast(self.device, self.dtype):
-            features = model.branch(to_input(image[None], self.device))
-            # fc1's bias added once here, not per slice (a broadcast add is slow on channels-last)
-            as_a = model.head.project(features, as_a=True) + model.head.fc1_bias()
-            as_b = model.head.project(features, as_a=False) + model.head.fc1_bias()
+        model = prepare(self.model, self.device, self.dtype)
+        with torch.inference_mode(), compute_in(self.device, self.dtype):
+            features = model.branch(to_input(image[None], self.device, self.dtype))
+            # fc1's bias added once here, not per slice (a broadcast add is slow on channels-last);
+            # the sums in float32, as autocast leaves them (a pre-cast model's bias is bf16)
+            bias = model.head.fc1_bias().float()
+            as_a = model.head.project(features, as_a=True).float() + bias
+            as_b = model.head.project(features, as_a=False).float() + bias
         return as_a, as_b
 
     def slice_odds(self, image: np.ndarray, reference: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
         import torch
 
-        model = prepare(self.model, self.device)
+        model = prepare(self.model, self.device, self.dtype)
         reference_a, reference_b = reference
         with torch.inference_mode():
-            with autocast(self.device, self.dtype):
-                features = model.branch(to_input(image[None], self.device))
-                first = model.head.classify(model.head.project(features, as_a=True) + reference_b)[0]
-                second = model.head.classify(model.head.project(features, as_a=False) + reference_a)[0]
+            with compute_in(self.device, self.dtype):
+                features = model.branch(to_input(image[None], self.device, self.dtype))
+                # fc1's sums in float32 (see reference), fc2 in the model's own type
+                head, dtype = model.head, model.head.fc2.weight.dtype
+                first = head.classify((head.project(features, as_a=True) + reference_b).to(dtype))[0]
+                second = head.classify((head.project(features, as_a=False) + reference_a).to(dtype))[0]
             odds = ((first[0] - first[1]) - (second[0] - second[1])).float() / 2
         return odds.cpu().numpy()
 
