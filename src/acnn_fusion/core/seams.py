@@ -155,22 +155,6 @@ def _chains(unary: np.ndarray, pair: np.ndarray) -> np.ndarray:
     return states
 
 
-def _by_state(costs: np.ndarray, at: np.ndarray, fixed: np.ndarray) -> list[np.ndarray]:
-    """For each state s of a pixel, ``costs[s, fixed[i, j], at[i], j]``: the cost of its link
-    to a fixed neighbour in state ``fixed``; ``costs`` (3, 3, rows, cols). Most neighbours
-    hold state 1 (their depth), so that plane is gathered whole and the others only where
-    they are held."""
-    held = [np.nonzero(fixed == t) for t in (0, 2)]
-    out = []
-    for s in range(3):
-        value = costs[s, 1][at]
-        for t, (i, j) in zip((0, 2), held, strict=True):
-            if len(i):
-                value[i, j] = costs[s, t][at[i], j]
-        out.append(value)
-    return out
-
-
 def _segment_pass(
     state: np.ndarray,
     unary: np.ndarray,
@@ -197,45 +181,55 @@ def _segment_pass(
         chosen = chosen[movable[chosen].any(axis=1)]
         for part in range(0, len(chosen), CHUNK):
             r = chosen[part : part + CHUNK]
-            k = len(r)
-            local = np.empty((3, k, width), np.float32)
-            local[:, :, :pre] = _FORBIDDEN
-            local[:, :, pre + cols :] = _FORBIDDEN
-            local[1, :, :pre] = 0  # pixels beyond the array: state 1, free
-            local[1, :, pre + cols :] = 0
-            body = local[:, :, inner]
-            body[...] = unary[:, r]
-            if rows > 1:  # vertical neighbours, fixed
-                below = r < rows - 1
-                if below.any():
-                    rb = r[below]
-                    for s, value in enumerate(_by_state(across, rb, state[rb + 1])):
-                        body[s, below] += value
-                above = r > 0
-                if above.any():
-                    ra = r[above] - 1
-                    for s, value in enumerate(_by_state(across.transpose(1, 0, 2, 3), ra, state[ra])):
-                        body[s, above] += value
-            pairs = np.zeros((3, 3, k, width), np.float32)  # pair j: padded column j to j + 1
-            if cols > 1:
-                firsts = np.arange(segments) * SEGMENT - pre  # array column of each segment's start
-                left = (firsts >= 1) & (firsts <= cols - 1)
-                at = firsts[left] - 1
-                fixed = state[r[:, None], at[None]]  # (k, n) the fixed left neighbours
-                for s in range(3):
-                    local[s][:, firsts[left] + pre] += np.choose(fixed, along[:, s][:, r[:, None], at[None]])
-                lasts = firsts + SEGMENT - 1
-                right = (lasts >= 0) & (lasts <= cols - 2)
-                at = lasts[right]
-                fixed = state[r[:, None], at[None] + 1]
-                for s in range(3):
-                    local[s][:, at + pre] += np.choose(fixed, along[s][:, r[:, None], at[None]])
-                pairs[:, :, :, pre : pre + cols - 1] = along[:, :, r]
-            result = _chains(
-                local.reshape(3, k * segments, SEGMENT),
-                pairs.reshape(3, 3, k * segments, SEGMENT)[..., : SEGMENT - 1],
-            )
-            state[r] = result.reshape(k, width)[:, inner]
+            # only segments holding a movable pixel are solved: in any other, every pixel's
+            # labels but its own (state 1) are forbidden, so its solution is all 1, as it was
+            moving = np.zeros((len(r), width), bool)
+            moving[:, inner] = movable[r]
+            picked = np.flatnonzero(moving.reshape(-1, SEGMENT).any(axis=1))
+            if picked.size == 0:
+                continue
+            at_row = r[picked // segments][:, None]  # (n, 1) row of each picked segment
+            column = (picked % segments)[:, None] * SEGMENT + np.arange(SEGMENT)[None] - pre  # (n, S)
+            inside = (column >= 0) & (column < cols)
+            row_index = np.broadcast_to(at_row, column.shape)[inside]
+            col_index = column[inside]
+            local = np.full((3, *column.shape), _FORBIDDEN, np.float32)
+            local[1] = 0  # pixels beyond the array: state 1, free
+            local[:, inside] = unary[:, row_index, col_index]
+            if rows > 1:  # vertical neighbours, fixed (below first, then above, as always)
+                for step in (1, -1):
+                    has = (row_index + step >= 0) & (row_index + step < rows)
+                    rr, cc = row_index[has], col_index[has]
+                    neighbour = state[rr + step, cc]
+                    link_row = rr if step == 1 else rr - 1
+                    where = np.flatnonzero(inside.ravel())[has]
+                    for label in range(3):
+                        plane = local[label].reshape(-1)
+                        if step == 1:
+                            plane[where] += across[label, neighbour, link_row, cc]
+                        else:
+                            plane[where] += across[neighbour, label, link_row, cc]
+            if cols > 1:  # the fixed neighbours left of each segment's first pixel, right of its last
+                first = column[:, 0]
+                has = (first >= 1) & (first <= cols - 1)
+                rr, at = at_row[has, 0], first[has] - 1
+                neighbour = state[rr, at]
+                for label in range(3):
+                    local[label, has, 0] += along[neighbour, label, rr, at]
+                last = column[:, -1]
+                has = (last >= 0) & (last <= cols - 2)
+                rr, at = at_row[has, 0], last[has]
+                neighbour = state[rr, at + 1]
+                for label in range(3):
+                    local[label, has, -1] += along[label, neighbour, rr, at]
+            links = np.zeros((3, 3, picked.size, SEGMENT - 1), np.float32)
+            joined = (column[:, :-1] >= 0) & (column[:, :-1] <= cols - 2)
+            if cols > 1 and joined.any():
+                link_rows = np.broadcast_to(at_row, joined.shape)[joined]
+                links[:, :, joined] = along[:, :, link_rows, column[:, :-1][joined]]
+            solved = np.ones((len(r) * segments, SEGMENT), np.int8)
+            solved[picked] = _chains(local, links)
+            state[r] = solved.reshape(len(r), width)[:, inner]
 
 
 def _relabel_tile(
