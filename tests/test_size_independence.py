@@ -215,3 +215,21 @@ def test_majority3_equals_ndimage_median_filter(shape):
         binary = rng.random(shape) < share
         expected = ndimage.median_filter(binary.view(np.uint8), size=3).view(bool)
         assert np.array_equal(majority3(binary), expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (7, 5), (40, 66)])
+@pytest.mark.parametrize("radius", [1, 3, 4, 6])
+def test_boundary_band_equals_iterated_binary_morphology(shape, radius):
+    """The band of separable runs equals scipy's dilation minus erosion (3×3 square, ``radius``
+    times, erosion's border counted as set), image edges included."""
+    from scipy import ndimage
+
+    from acnn_fusion.core.decision import boundary_band
+
+    rng = np.random.default_rng(radius)
+    square = np.ones((3, 3), bool)
+    for share in (0.05, 0.5, 0.95):
+        binary = rng.random(shape) < share
+        grown = ndimage.binary_dilation(binary, square, iterations=radius)
+        shrunk = ndimage.binary_erosion(binary, square, iterations=radius, border_value=1)
+        assert np.array_equal(boundary_band(binary, radius), grown & ~shrunk)

@@ -16,7 +16,7 @@ second at a window of a few pixels.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -147,6 +147,41 @@ def remove_unconfident_regions_in_bands(
 #: The same floor for the step-robust measure (:func:`robust_energy`), three times higher:
 #: the median ignores an edge, so only real texture should count there.
 ROBUST_FLOOR = 3e-3
+
+
+def _sliding(values: np.ndarray, size: int, axis: int, combine: Callable, outside: bool) -> np.ndarray:
+    """``combine`` (``np.logical_or``/``np.logical_and``) of a bool map over ``size`` pixels
+    centred along ``axis`` (odd ``size``), pixels beyond the map taken as ``outside``: runs of
+    doubling length, then two overlapping ones."""
+    half = size // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (half, half)
+    acc = np.pad(values, pad, constant_values=outside)
+    n = values.shape[axis]
+
+    def part(array: np.ndarray, start: int, length: int) -> np.ndarray:
+        return array[start : start + length] if axis == 0 else array[:, start : start + length]
+
+    span = 1  # acc[i] combines pixels i … i + span − 1 of the padded map
+    while 2 * span <= size:
+        length = acc.shape[axis] - span
+        acc = combine(part(acc, 0, length), part(acc, span, length))
+        span *= 2
+    return combine(part(acc, 0, n), part(acc, size - span, n)) if span < size else part(acc, 0, n)
+
+
+def boundary_band(binary: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels within ``radius`` px (Chebyshev) of a change in the bool map: its dilation minus
+    its erosion by a (2·radius + 1)² square, the map's outside counted as neither (= scipy's
+    ``binary_dilation``/``binary_erosion(border_value=1)`` with a 3×3 square ``radius`` times;
+    ~10× faster)."""
+    if radius < 1:
+        return np.zeros(binary.shape, bool)
+    size = 2 * radius + 1
+    grown = _sliding(_sliding(binary, size, 0, np.logical_or, False), size, 1, np.logical_or, False)
+    shrunk = _sliding(_sliding(binary, size, 0, np.logical_and, True), size, 1, np.logical_and, True)
+    grown &= ~shrunk
+    return grown
 
 
 def squared_laplacian(grey: np.ndarray) -> np.ndarray:
@@ -420,15 +455,11 @@ def refine_edge_side(
     out = decision_map.copy()
     height = decision_map.shape[0]
     reach = edge_side_reach(window)
-    structure = np.ones((3, 3), bool)
     for r0 in range(0, height, rows_per_chunk):
         r1 = min(height, r0 + rows_per_chunk)
         lo, hi = max(0, r0 - reach), min(height, r1 + reach)
         before = decision_map[lo:hi]
-        grown = ndimage.binary_dilation(before, structure, iterations=EDGE_SIDE_NEAR)
-        shrunk = ndimage.binary_erosion(before, structure, iterations=EDGE_SIDE_NEAR, border_value=1)
-        near = grown & ~shrunk
-        del grown, shrunk
+        near = boundary_band(before, EDGE_SIDE_NEAR)
         ga, gb = grey_a[lo:hi], grey_b[lo:hi]
         for block, window_, inner in blocks_near(near, EDGE_SIDE_BLOCK, reach, rows=slice(r0 - lo, r1 - lo)):
             decided = _edge_side_window(

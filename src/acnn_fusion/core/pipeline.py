@@ -10,6 +10,7 @@ import numpy as np
 from acnn_fusion.core.compose import compose_pair
 from acnn_fusion.core.decision import (
     blocks_near,
+    boundary_band,
     edge_side_reach,
     fine_energy,
     majority3,
@@ -242,12 +243,7 @@ def refine_boundary(
     :data:`REFINE_BLOCK` pixels (at most ``rows_per_chunk`` rows) near the boundary only, each
     with the measure's reach: the same result as the whole image, bounded memory.
     """
-    from scipy import ndimage
-
-    structure = np.ones((3, 3), bool)
-    grown = ndimage.binary_dilation(decision_map, structure, iterations=radius)
-    band = grown & ~ndimage.binary_erosion(decision_map, structure, iterations=radius, border_value=1)
-    del grown
+    band = boundary_band(decision_map, radius)
     refined = decision_map.copy()
     reach = window // 2 + 1  # the Laplacian's and the window's reach
     for block, part, inner in blocks_near(band, min(rows_per_chunk, REFINE_BLOCK), reach):
