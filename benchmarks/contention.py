@@ -166,9 +166,8 @@ def write(name: str, info: dict, rows: list[dict], summary: list[dict], args: ar
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        f"CPU: {info['cpu_model']}, {info['affinity']} CPUs; {args.busy} busy process(es) in the busy runs; "
-        f"{args.repeats} rounds, interleaved; load average at start {info['loadavg'][0]:.2f}, "
-        f"at end {info['loadavg_end'][0]:.2f} ({info['time_utc']} UTC)",
+        f"{wp.machine_line(info)}; {args.busy} busy process(es) in the busy runs; "
+        f"{args.repeats} rounds, interleaved",
         "",
         "| case | runner | quiet median s | busy median s | busy / quiet | worst busy / quiet median "
         "| load quiet | load busy |",

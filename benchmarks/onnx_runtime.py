@@ -419,8 +419,7 @@ def main() -> None:
     )
     lines = [
         f"onnxruntime {onnxruntime.__version__} (CPU provider, fp32) against torch {torch.__version__}; "
-        f"CPU {info['cpu_model']}, {info['affinity']} CPUs, native bf16 {info['native_bf16']}; load average "
-        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC).",
+        f"{wp.machine_line(info)}.",
         "",
         "Decisions (pixels that differ from torch fp32; the package's whole pair / stack pipeline):",
         "",

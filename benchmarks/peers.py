@@ -23,7 +23,7 @@ Cases: every real stack in ``../shared/data/eval/stacks`` (the 65-slice gacn sta
 4th slice, 17 slices, unless ``--full-gacn``), synthetic uint16 stacks 1024²×16 and
 1024²×64 and synthetic grey pairs 2048² and 4096² (:mod:`acnn_fusion.synthetic`, written
 as TIFF to a temporary folder). ``--quick``: four cases, 2 rounds (about 5 minutes on a
-quiet 2-core machine). Writes ``docs/results/peers{,_NAME}.{md,csv,json}``.
+quiet 2-core machine). Writes ``docs/results/NAME.{md,csv,json}`` (``--name``, default ``peers``).
 """
 
 from __future__ import annotations
@@ -254,9 +254,8 @@ def write(args: argparse.Namespace, info: dict, cases: list, rows: list[dict]) -
 
     torch_column = args.with_torch
     lines = [
-        f"CPU: {info['cpu_model']}, {info['affinity']} CPUs, native bf16: {info['native_bf16']}; "
-        f"{args.repeats} rounds, interleaved; {args.busy} extra busy process(es); load average "
-        f"{info['loadavg'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end ({info['time_utc']} UTC). "
+        f"{wp.machine_line(info)}; {args.repeats} rounds, interleaved; {args.busy} extra busy "
+        "process(es). "
         "ours = `acnn-fusion` with default settings (runtime auto)"
         + ("; ours-torch = the same with `--runtime torch`." if torch_column else "."),
         "",
