@@ -198,8 +198,8 @@ def prepare(model: ACNN, device: torch.device, dtype: torch.dtype | None = None)
 
 def _precast(device: torch.device, dtype: torch.dtype | None) -> bool:
     """Whether the model runs with weights cast once to ``dtype`` instead of under autocast:
-    bf16 on the CPU, where autocast's per-call casts cost ~20 % of the network's time
-    (``benchmarks/network_precast.py``)."""
+    bf16 on the CPU, where autocast casts every weight again on every call (the pair's
+    score map 0.94× without them, bit-identical: ``benchmarks/network_precast.py``)."""
     import torch
 
     return device.type == "cpu" and dtype == torch.bfloat16
