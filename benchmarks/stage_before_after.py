@@ -10,7 +10,9 @@ that alternate between the two source trees (A B B A …), each the best of thre
   edge-side test) on a synthetic 2048² grey pair (``wholeprocess.synthetic_pair``) with its
   focus map;
 - ``seams``: ``seams.place_seams`` of the fold of the 8-slice metallographic stack of
-  ``../shared`` (mufoc_1_1, 1000×1600), skipped if absent.
+  ``../shared`` (mufoc_1_1, 1000×1600), skipped if absent;
+- ``seams-synthetic``: the same on the synthetic 1024²×16 uint16 stack of ``peers.py``
+  (``wholeprocess.synthetic_stack``), whose depth changes almost everywhere.
 
 The network runs once, in this checkout (fp32), and its focus map / score volume is handed to
 both trees, so only the stage's own code differs; each child also hashes its output, and the
@@ -53,16 +55,18 @@ def prepare(folder: Path) -> list[str]:
     focus = fuse_pair(a, b, precision="fp32").focus_map
     np.savez(folder / "decisions.npz", a=a, b=b, focus=focus)
     stages = ["decisions"]
+    network = open_network(FusionOptions(precision="fp32"), 1.0)
+    stacks = {"seams-synthetic": lambda: wp.synthetic_stack(1024, 16)}
     if METALLOGRAPHIC.exists():
         from real_stacks import _stack_array
 
-        standard = stack._standardise(_stack_array(METALLOGRAPHIC), 0, None)
+        stacks = {"seams": lambda: _stack_array(METALLOGRAPHIC), **stacks}
+    for stage, make in stacks.items():
+        standard = stack._standardise(make(), 0, None)
         grey = stack.FocusImage(standard, None)
-        network = open_network(FusionOptions(precision="fp32"), 1.0)
-        volume = stack._score_volume(network, grey, None, 256, "fp32", None)
-        np.save(folder / "seams_stack.npy", standard)
-        np.save(folder / "seams_volume.npy", volume)
-        stages.append("seams")
+        np.save(folder / f"{stage}_stack.npy", standard)
+        np.save(folder / f"{stage}_volume.npy", stack._score_volume(network, grey, None, 256, "fp32", None))
+        stages.append(stage)
     return stages
 
 
@@ -81,8 +85,8 @@ def child(stage: str, folder: Path) -> dict:
     else:
         from acnn_fusion.core import inference, seams, stack
 
-        standard = np.load(folder / "seams_stack.npy")
-        volume = np.load(folder / "seams_volume.npy")
+        standard = np.load(folder / f"{stage}_stack.npy")
+        volume = np.load(folder / f"{stage}_volume.npy")
         grey = stack.FocusImage(standard, None)
         best, confidence, parts = stack._regularise_parts(volume, 2.0)
         depth = stack._pixel_depth(volume, best, parts, grey.shape[1:])
@@ -159,7 +163,11 @@ def main() -> None:
         "| stage | input | before s | now s | now / before | outputs identical |",
         "|---|---|---|---|---|---|",
     ]
-    inputs = {"decisions": "2048² synthetic pair", "seams": "metallographic mufoc_1_1, 8×1000×1600"}
+    inputs = {
+        "decisions": "2048² synthetic pair",
+        "seams": "metallographic mufoc_1_1, 8×1000×1600",
+        "seams-synthetic": "synthetic 16×1024² uint16",
+    }
     for stage in dict.fromkeys(r["stage"] for r in rows):
         mine = {k: [r for r in rows if r["stage"] == stage and r["tree"] == k] for k in (before, "now")}
         old_s, new_s = (float(np.median([r["seconds"] for r in v])) for v in mine.values())
