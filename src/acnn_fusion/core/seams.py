@@ -168,9 +168,10 @@ def _segment_pass(
     pixels, segments starting at global columns ≡ ``offset`` (mod SEGMENT), rows of even
     global index first, then odd; everything outside a segment fixed. ``along``: (3, 3, rows,
     cols − 1) costs between horizontal neighbours; ``across``: (3, 3, rows − 1, cols) between
-    vertical ones; ``origin``: global (row, column) of ``state[0, 0]``. Only rows holding a
-    ``movable`` pixel are solved (a segment without one keeps its state: its pixels' other
-    labels are forbidden); every pixel of one parity reads the state before that parity."""
+    vertical ones; ``origin``: global (row, column) of ``state[0, 0]``. Only segments holding a
+    ``movable`` pixel are solved, gathered from the arrays (a segment without one keeps its
+    state: its pixels' other labels are forbidden); every pixel of one parity reads the state
+    before that parity."""
     rows, cols = state.shape
     pre = (origin[1] - offset) % SEGMENT  # columns of the first segment before this array
     segments = -(-(pre + cols) // SEGMENT)
