@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -38,11 +37,7 @@ def main() -> None:
     print(info, flush=True)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="acnn-before-") as tmp:
-        old = Path(tmp) / "old"
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(old), args.before], check=True
-        )
-        try:
+        with wp.worktree(args.before, Path(tmp) / "old") as old:
             old_env = wp.ours_env()
             old_env["PYTHONPATH"] = str(old / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
             inputs = whole_inputs(Path(tmp), tuple(args.cases))
@@ -53,8 +48,6 @@ def main() -> None:
                         "now": ([wp.ours_script(), *base], wp.ours_env()),
                     }
                     wp.run_round(runs, r, {"case": case}, rows)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
     info["loadavg_end"] = os.getloadavg()
     results = REPO / "docs" / "results"
     (results / f"{args.name}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))

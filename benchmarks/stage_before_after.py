@@ -128,16 +128,12 @@ def main() -> None:
         parser.error("--before REV is required")
     info = wp.machine()
     print(info, flush=True)
-    trees = {f"before ({args.before})": None, "now": REPO / "src"}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="acnn-stage-") as tmp:
-        folder, old = Path(tmp), Path(tmp) / "old"
+        folder = Path(tmp)
         stages = prepare(folder)
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(old), args.before], check=True
-        )
-        trees[f"before ({args.before})"] = old / "src"
-        try:
+        with wp.worktree(args.before, folder / "old") as old:
+            trees = {f"before ({args.before})": old / "src", "now": REPO / "src"}
             for index in range(args.repeats):
                 order = list(trees) if index % 2 == 0 else list(trees)[::-1]
                 for stage in stages:
@@ -150,8 +146,6 @@ def main() -> None:
                         }
                         rows.append(row)
                         print(row, flush=True)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
     info["loadavg_end"] = os.getloadavg()
     before = f"before ({args.before})"
     lines = [

@@ -102,6 +102,17 @@ def burners(count: int, limit_s: float = 900.0) -> Iterator[list[int]]:
             process.wait()
 
 
+@contextlib.contextmanager
+def worktree(revision: str, path: Path) -> Iterator[Path]:
+    """This repository at ``revision`` checked out (detached) at ``path``, removed afterwards."""
+    git = ["git", "-C", str(REPO), "worktree"]
+    subprocess.run([*git, "add", "-q", "--detach", str(path), revision], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "remove", "--force", str(path)], check=False)
+
+
 def machine() -> dict[str, object]:
     """CPU model line, CPU counts, load averages and versions, for the record."""
     model = platform.processor()

@@ -198,12 +198,13 @@ def _segment_pass(
             local[1] = 0  # pixels beyond the array: state 1, free
             local[:, inside] = unary[:, row_index, col_index]
             if rows > 1:  # vertical neighbours, fixed (below first, then above, as always)
+                inside_at = np.flatnonzero(inside.ravel())  # place of each inside pixel in local[label]
                 for step in (1, -1):
                     has = (row_index + step >= 0) & (row_index + step < rows)
                     rr, cc = row_index[has], col_index[has]
                     neighbour = state[rr + step, cc]
                     link_row = rr if step == 1 else rr - 1
-                    where = np.flatnonzero(inside.ravel())[has]
+                    where = inside_at[has]
                     for label in range(3):
                         plane = local[label].reshape(-1)
                         if step == 1:
