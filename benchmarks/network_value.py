@@ -56,13 +56,16 @@ from quality_pairs import _write, synthetic_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs/results"
-#: the shipped model, the one it replaced, a second training run of the shipped recipe and the
-#: occlusion-trained candidate (``benchmarks/candidates/README.md``)
+#: the shipped model, the two it replaced, a second training run of the ``acnn-2`` recipe, the
+#: occlusion-trained candidate and the ``acnn-3`` recipe at wider widths
+#: (``benchmarks/candidates/README.md``)
 MODELS = {
-    "acnn-2": str(REPO / "src/acnn_fusion/weights/acnn_default.pt"),
+    "acnn-3": str(REPO / "src/acnn_fusion/weights/acnn_default.pt"),
+    "acnn-2": str(REPO / "benchmarks/previous/acnn_2.pt"),
     "acnn-1": str(REPO / "benchmarks/previous/acnn_1.pt"),
     "acnn-2-seed1": str(REPO / "benchmarks/candidates/acnn_2_seed1.pt"),
     "acnn-occl": str(REPO / "benchmarks/candidates/acnn_3_occlusion.pt"),
+    "acnn-3-w48": str(REPO / "benchmarks/candidates/acnn_3_widths48.pt"),
 }
 
 
@@ -350,7 +353,7 @@ def main() -> None:
         "--shared", type=Path, default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data"))
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--model", action="append", help="NAME=weights.pt, scored next to acnn-2 and acnn-1")
+    parser.add_argument("--model", action="append", help="NAME=weights.pt, scored next to the models above")
     parser.add_argument(
         "--add", action="store_true", help="`test`: score only the --model networks, add them to the tables"
     )
