@@ -514,10 +514,11 @@ def accelerator_likely() -> bool:
 
 #: Megapixels through the network's branch (a pair: 2 × its area; a stack: (slices + 1) × its
 #: area) up to which ``runtime="auto"`` takes onnxruntime (fp32) on a CPU with native bf16,
-#: where torch runs the network in bf16 about twice as fast but starts ~2–9 s later. Measured
-#: break-even: 2.4 MP at load 9 (whole processes, ``benchmarks/wholeprocess.py``), ~10 MP on
-#: an idle machine; ``docs/performance.md``.
-BF16_BREAK_EVEN_MEGAPIXELS = 4.0
+#: where torch runs the network in bf16 faster but starts ~2 s later. Measured with the shipped
+#: ``acnn-3`` (whole processes, ``benchmarks/runtime_network.py``; ``docs/performance.md``):
+#: break-even ~15 MP for pairs and ~50 MP for stacks on an AMD EPYC with ``avx512_bf16``;
+#: ~10 MP for stacks estimated for the Intel Xeon with AMX from its ``acnn-2`` measurements.
+BF16_BREAK_EVEN_MEGAPIXELS = 12.0
 
 
 def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> str:
