@@ -46,9 +46,9 @@ ALIGN_MODELS: tuple[str, ...] = get_args(AlignModel)
 #: (:mod:`acnn_fusion.core.seams`)
 SEAM_MODES: tuple[str, ...] = get_args(Seams)
 
-#: Default tile edge in pixels: bounds memory; on the CPU 256 measured faster than 512 and 1024
-#: (docs/performance.md). On a GPU larger tiles may pay.
-DEFAULT_TILE = 256
+#: Default tile edge in pixels: bounds memory; on the CPU 384 measured faster than 256 with the
+#: narrow ``acnn-3`` on both runtimes (docs/performance.md, session 11). On a GPU larger tiles may pay.
+DEFAULT_TILE = 384
 #: the network's patch edge (:data:`acnn_fusion.core.model.PATCH_SIZE`): the smallest tile
 MIN_TILE = 16
 
