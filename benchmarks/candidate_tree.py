@@ -21,7 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import wholeprocess as wp
+
 WEIGHTS = Path("src/acnn_fusion/weights")
 
 
@@ -30,8 +31,7 @@ def make_candidate_tree(candidate: Path, tree: Path, revision: str = "HEAD") -> 
     meta_path = candidate.with_suffix(".json")
     if not candidate.is_file() or not meta_path.is_file():
         raise SystemExit(f"{candidate}: the .pt and its .json are both needed")
-    git = ["git", "-C", str(REPO), "worktree"]
-    subprocess.run([*git, "add", "-q", "--detach", str(tree), revision], check=True)
+    wp.add_worktree(revision, tree)
     shipped = tree / WEIGHTS
     for old in shipped.glob("acnn_default.*"):
         old.unlink()

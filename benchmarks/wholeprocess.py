@@ -102,15 +102,21 @@ def burners(count: int, limit_s: float = 900.0) -> Iterator[list[int]]:
             process.wait()
 
 
-@contextlib.contextmanager
-def worktree(revision: str, path: Path) -> Iterator[Path]:
-    """This repository at ``revision`` checked out (detached) at ``path``, removed afterwards."""
+def add_worktree(revision: str, path: Path) -> Path:
+    """This repository at ``revision`` checked out (detached) at ``path``, left there."""
     git = ["git", "-C", str(REPO), "worktree"]
     subprocess.run([*git, "add", "-q", "--detach", str(path), revision], check=True)
+    return path
+
+
+@contextlib.contextmanager
+def worktree(revision: str, path: Path) -> Iterator[Path]:
+    """:func:`add_worktree`, removed afterwards."""
+    add_worktree(revision, path)
     try:
         yield path
     finally:
-        subprocess.run([*git, "remove", "--force", str(path)], check=False)
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
 
 
 def machine() -> dict[str, object]:
