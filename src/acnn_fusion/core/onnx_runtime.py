@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from acnn_fusion.core.geometry import PATCH_SIZE, score_map_shape
-from acnn_fusion.core.inference import ProgressCallback, cpu_threads, score_tiles, spinning_allowed
+from acnn_fusion.core.inference import (
+    ProgressCallback,
+    cpu_threads,
+    run_tiles,
+    score_tiles,
+    spinning_allowed,
+)
 from acnn_fusion.core.weights import (
     default_weights_path,
     onnx_export,
@@ -52,6 +58,8 @@ class OnnxNetwork:
     else the usable CPUs, capped by a cgroup quota); idle threads do not spin unless the user
     asked OpenMP to (:func:`~acnn_fusion.core.inference.spinning_allowed`), for the reason
     ``OMP_WAIT_POLICY=PASSIVE`` is the torch default (``docs/performance.md``, Contention).
+    Tiled work runs on :meth:`concurrent`: as many single-threaded sessions as this one has
+    threads, one tile each at a time (:func:`~acnn_fusion.core.inference.run_tiles`).
     """
 
     runtime = "onnx"
@@ -59,6 +67,7 @@ class OnnxNetwork:
     def __init__(self, model: bytes, threads: int | None = None, spinning: bool | None = None) -> None:
         import onnxruntime as ort
 
+        self._model = model
         options = ort.SessionOptions()
         self.threads = threads if threads is not None else cpu_threads()
         self.spinning = spinning if spinning is not None else spinning_allowed()
@@ -79,6 +88,17 @@ class OnnxNetwork:
 
     def describe(self) -> str:
         return f"onnxruntime {self.version} on cpu (float32, {self.threads} threads)"
+
+    @functools.cached_property
+    def _copies(self) -> list[OnnxNetwork]:
+        if self.threads <= 1:
+            return [self]
+        return [type(self)(self._model, 1, self.spinning) for _ in range(self.threads)]
+
+    def concurrent(self) -> list[OnnxNetwork]:
+        """One single-threaded session per thread of this one (made once): independent tiles
+        on them are faster than one multi-threaded call at a time, and compute the same values."""
+        return self._copies
 
     def _run(self, outputs: list[str], images: np.ndarray) -> list[np.ndarray]:
         feed = np.ascontiguousarray(images, np.float32)[:, None]
@@ -107,13 +127,17 @@ class OnnxNetwork:
         height, width = grey_a.shape
         tiles = score_tiles(height, width, tile)
         scores = np.empty(score_map_shape(height, width), dtype=np.float32)
-        for done, (rows, cols, in_rows, in_cols) in enumerate(tiles, start=1):
+
+        def score(network: OnnxNetwork, tile: tuple[slice, slice, slice, slice]) -> None:
+            rows, cols, in_rows, in_cols = tile
             pair = np.stack([grey_a[in_rows, in_cols], grey_b[in_rows, in_cols]])
-            proj_a, proj_b = self._run(["proj_a", "proj_b"], pair)
-            difference = self._logit_difference(proj_a[0], proj_b[1])  # A's part of fc1 + B's part
-            difference += self.logit_bias
+            proj_a, proj_b = network._run(["proj_a", "proj_b"], pair)
+            difference = network._logit_difference(proj_a[0], proj_b[1])  # A's part of fc1 + B's part
+            difference += network.logit_bias
             n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
             scores[rows, cols] = expit(difference[:n_rows, :n_cols])
+
+        for done in run_tiles(self, score, tiles):
             if progress is not None:
                 progress(done, len(tiles))
         return scores

@@ -56,6 +56,7 @@ from acnn_fusion.core.inference import (
     grid_to_pixels,
     open_network,
     patch_average_blocks,
+    run_tiles,
     score_tiles,
 )
 from acnn_fusion.core.pipeline import FusionSettings, decide
@@ -205,23 +206,24 @@ def _score_volume(
     volume = scratch_array((n_slices, h + 7, w + 7), np.float32)
     tiles = score_tiles(height, width, tile, halo=7)  # tiles of the block grid
     network = as_network(model, device, precision)
-    done, total = 0, len(tiles) * (n_slices + 1)
-    for block_rows, block_cols, in_rows, in_cols in tiles:
+
+    def score(network: Network, tile: tuple[slice, slice, slice, slice]) -> None:
+        block_rows, block_cols, in_rows, in_cols = tile
         first_row, first_col = in_rows.start // SCORE_STRIDE, in_cols.start // SCORE_STRIDE
         mean_image = np.zeros((in_rows.stop - in_rows.start, in_cols.stop - in_cols.start), np.float32)
         for z in range(n_slices):
             mean_image += grey.block(z, in_rows, in_cols)
         mean_image /= n_slices
         reference = network.reference(mean_image)
-        done += 1
         for z in range(n_slices):
             odds = network.slice_odds(grey.block(z, in_rows, in_cols), reference)
             volume[z, block_rows, block_cols] = patch_average_blocks(
                 odds, (first_row, first_col), (block_rows, block_cols), (h, w)
             )
-            done += 1
-            if progress is not None:
-                progress(done, total)
+
+    for done in run_tiles(network, score, tiles):  # tiles on the network's concurrent copies
+        if progress is not None:
+            progress(done * (n_slices + 1), len(tiles) * (n_slices + 1))
     return volume
 
 
