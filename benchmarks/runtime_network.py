@@ -298,7 +298,7 @@ def whole(repeats: int, cases: tuple[str, ...], tiles: tuple[int, ...], name: st
 def break_even(repeats: int, onnx_tile: int | None, torch_tile: int | None) -> None:
     """Whole processes, ``fuse`` of synthetic square pairs (:data:`BREAK_EVEN_PAIRS`), onnxruntime
     fp32 against torch bf16, interleaved: where ``runtime="auto"`` should switch
-    (``inference.BF16_BREAK_EVEN_MEGAPIXELS``); start-up included."""
+    (``inference.bf16_break_even_megapixels``); start-up included."""
     import tempfile
 
     info = wp.machine()

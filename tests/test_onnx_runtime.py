@@ -155,7 +155,7 @@ def test_runtime_choice_is_honoured(monkeypatch, fp32_cpu) -> None:
 
 def test_auto_on_a_native_bf16_cpu_keeps_torch_for_large_inputs(monkeypatch, fp32_cpu) -> None:
     monkeypatch.setattr(inference, "_cpu_has_native_bf16", lambda: True)
-    limit = inference.BF16_BREAK_EVEN_MEGAPIXELS
+    limit = inference.bf16_break_even_megapixels()
     assert resolve_runtime(FusionOptions(), megapixels=0.5) == "onnx"  # start-up dominates
     assert resolve_runtime(FusionOptions(), megapixels=limit) == "onnx"
     assert resolve_runtime(FusionOptions(), megapixels=2 * limit) == "torch"  # bf16 network wins
@@ -164,6 +164,33 @@ def test_auto_on_a_native_bf16_cpu_keeps_torch_for_large_inputs(monkeypatch, fp3
     # torch is imported in this process: the choice stays the same (results must not depend on it)
     assert "torch" in sys.modules
     assert open_network(FusionOptions(), megapixels=0.5).runtime == "onnx"
+
+
+def test_the_break_even_follows_the_kind_of_bf16_the_cpu_has(monkeypatch, tmp_path, fp32_cpu) -> None:
+    """AMX runs torch's bf16 network about twice as fast as AVX-512 BF16: torch from a smaller input."""
+    monkeypatch.setattr(inference, "_cpu_has_native_bf16", lambda: True)
+    flags = {
+        "amx": "flags\t: avx512f avx512_bf16 amx_bf16 amx_tile\n",
+        "avx512": "flags\t: avx512f avx512_bf16\n",
+    }
+    real_path = inference.Path
+    limits = {}
+    for name, text in flags.items():
+        (tmp_path / name).write_text(text)
+        monkeypatch.setattr(inference, "Path", lambda _p, name=name: real_path(tmp_path / name))
+        inference._cpu_has_amx_bf16.cache_clear()
+        limits[name] = inference.bf16_break_even_megapixels()
+    inference._cpu_has_amx_bf16.cache_clear()
+    assert limits == {
+        "amx": inference.BF16_BREAK_EVEN_MEGAPIXELS["amx_bf16"],
+        "avx512": inference.BF16_BREAK_EVEN_MEGAPIXELS["avx512_bf16"],
+    }
+    assert limits["amx"] < limits["avx512"]
+    monkeypatch.setattr(inference, "bf16_break_even_megapixels", lambda: limits["amx"])
+    between = (limits["amx"] + limits["avx512"]) / 2  # e.g. an 8-slice 1600×1000 stack: 14.4 MP
+    assert resolve_runtime(FusionOptions(), megapixels=between) == "torch"
+    monkeypatch.setattr(inference, "bf16_break_even_megapixels", lambda: limits["avx512"])
+    assert resolve_runtime(FusionOptions(), megapixels=between) == "onnx"
 
 
 def test_without_onnxruntime_auto_falls_back_to_torch(monkeypatch, fp32_cpu) -> None:

@@ -84,6 +84,15 @@ def _cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+@functools.cache
+def _cpu_has_amx_bf16() -> bool:
+    """True on x86 CPUs with AMX tiles for bf16 (Linux): bf16 matrix work ~2× AVX-512 BF16's."""
+    try:
+        return " amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The dtype the network runs in: ``torch.bfloat16`` (autocast) or ``torch.float32``.
 
@@ -567,11 +576,18 @@ def accelerator_likely() -> bool:
 
 #: Megapixels through the network's branch (a pair: 2 × its area; a stack: (slices + 1) × its
 #: area) up to which ``runtime="auto"`` takes onnxruntime (fp32) on a CPU with native bf16,
-#: where torch runs the network in bf16 faster but starts ~2 s later. Measured with the shipped
-#: ``acnn-3`` (whole processes, ``benchmarks/runtime_network.py``; ``docs/performance.md``):
-#: break-even ~15 MP for pairs and ~50 MP for stacks on an AMD EPYC with ``avx512_bf16``;
-#: ~10 MP for stacks estimated for the Intel Xeon with AMX from its ``acnn-2`` measurements.
-BF16_BREAK_EVEN_MEGAPIXELS = 12.0
+#: where torch runs the network in bf16 faster but starts ~2 s later; by the CPU's kind of
+#: bf16 (:func:`bf16_break_even_megapixels`). Whole processes with the shipped ``acnn-3``
+#: (``benchmarks/runtime_network.py --whole``; ``docs/performance.md``): on an AMD EPYC with
+#: ``avx512_bf16`` and onnxruntime's tiles side by side (:func:`run_tiles`) the break-even is
+#: ~34 MP for stacks and pairs alike; for the Intel Xeon with AMX, whose bf16 runs about twice
+#: as fast, ~10 MP was estimated from its ``acnn-2`` measurements (not re-measured since).
+BF16_BREAK_EVEN_MEGAPIXELS = {"amx_bf16": 12.0, "avx512_bf16": 32.0}
+
+
+def bf16_break_even_megapixels() -> float:
+    """:data:`BF16_BREAK_EVEN_MEGAPIXELS` for this CPU (AMX, else AVX-512 BF16)."""
+    return BF16_BREAK_EVEN_MEGAPIXELS["amx_bf16" if _cpu_has_amx_bf16() else "avx512_bf16"]
 
 
 def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> str:
@@ -581,7 +597,7 @@ def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> 
     machine without a GPU), onnxruntime is installed, the weights have an ONNX export and
     ``precision`` is not ``bf16`` (onnxruntime runs fp32), with one exception: where the CPU
     computes bf16 natively and ``precision`` is ``auto``, torch's bf16 network is about twice
-    as fast, so torch runs inputs of more than :data:`BF16_BREAK_EVEN_MEGAPIXELS` (``megapixels``:
+    as fast, so torch runs inputs of more than :func:`bf16_break_even_megapixels` (``megapixels``:
     what the branch will see; unknown counts as large). The choice depends only on the
     options, the input's size and the machine, never on what the process imported before,
     so a batch worker and an interactive session give the same result. Torch otherwise.
@@ -599,7 +615,7 @@ def resolve_runtime(options: FusionOptions, megapixels: float | None = None) -> 
         usable = on_cpu and options.precision != "bf16" and onnxruntime_installed()
         if usable and options.precision == "auto" and _cpu_has_native_bf16():
             # never "torch is imported already": the answer must not depend on the process's history
-            usable = megapixels is not None and megapixels <= BF16_BREAK_EVEN_MEGAPIXELS
+            usable = megapixels is not None and megapixels <= bf16_break_even_megapixels()
         return "onnx" if usable and onnx_export(options.weights) is not None else "torch"
     if device not in ("auto", "cpu"):
         raise ValueError(f"runtime onnx runs on the CPU only; use device cpu or runtime torch for {device}")
