@@ -166,6 +166,33 @@ def test_pair_path_in_tiles_equals_whole_image(monkeypatch):
     assert np.mean(result.decision_map == scene.mask[:190]) > 0.9
 
 
+def test_band_passes_side_by_side_give_the_map_of_one_band_at_a_time():
+    """The decision passes' bands run side by side on threads: any band height and thread count
+    gives the same map (each band reads its neighbours' rows as they were before the pass)."""
+    from acnn_fusion.core import pipeline
+
+    scene = render_detail_scene(512)
+    a, b = np.tile(scene.image_a, (2, 1)), np.tile(scene.image_b, (2, 1))
+    settings = PRESETS["default"]
+    start = decide(_blotchy_focus(a.shape, 3), settings)
+    greys = pipeline.GreyRows(a, b)
+    _, halo = pipeline.decision_bands(settings, a.shape[1])
+
+    def refine(window, grey_a, grey_b):
+        return pipeline._refine_and_override(window, grey_a, grey_b, settings)
+
+    maps = {}
+    for threads in (1, 2, 3):
+        for band in (1024, 8 * halo * threads, 8 * halo * threads + 37):
+            out = start.copy()
+            pipeline._each_band(out, greys, band, halo, refine, threads=threads)
+            maps[threads, band] = out
+    reference = maps[1, 1024]
+    assert np.count_nonzero(reference != start) > 100  # the pass changes something to compare
+    for key, out in maps.items():
+        assert np.array_equal(out, reference), key
+
+
 def test_decision_memory_is_bounded_by_the_band(monkeypatch):
     """numpy's allocations while deciding a 1536² pair: the bool result and a few bands, not the
     image's labels and greys (tracemalloc sees numpy's buffers)."""

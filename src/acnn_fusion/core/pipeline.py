@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from acnn_fusion.core.imageops import (
 from acnn_fusion.core.inference import (
     Network,
     ProgressCallback,
+    cpu_threads,
     open_network,
     patch_average_blocks,
     score_tiles,
@@ -273,6 +275,9 @@ def grey_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.
 #: map: the memory those steps need beyond the result's own arrays is bounded by this, not by
 #: the image (``docs/quality.md``, "Decisions that do not depend on image size").
 BAND_PIXELS = 1 << 21
+#: Bands of the decision passes run side by side only if each stays this many halos high
+#: (else the halos' extra work and memory outweigh the second core): :func:`_each_band`.
+MIN_BAND_HALOS = 4
 
 
 class GreyRows:
@@ -397,11 +402,10 @@ def decide_in_bands(focus_map: np.ndarray, greys: GreyRows, settings: FusionSett
     :func:`~acnn_fusion.core.decision.refine_edge_side` on the whole image.
 
     The clean-up joins regions across bands (any region size); the refinements are local
-    (a few pixels), so each band is worked with a halo of its neighbours' rows, and the rows
-    of the previous step that the next band's halo needs are kept before a band is
-    overwritten. The edge-side test is a second pass over the bands (its own halo), so the
-    first pass's windows do not grow by its reach. Memory beyond the returned bool map: a
-    few bands of :data:`BAND_PIXELS` pixels.
+    (a few pixels), so each band is worked with a halo of its neighbours' rows, kept as they
+    were before the pass; bands run side by side (:func:`_each_band`). The edge-side test is
+    a second pass over the bands (its own halo), so the first pass's windows do not grow by
+    its reach. Memory beyond the returned bool map: a few bands of :data:`BAND_PIXELS` pixels.
     """
     band, halo = decision_bands(settings, focus_map.shape[1])
     decision = decide(focus_map, settings)
@@ -418,21 +422,50 @@ def decide_in_bands(focus_map: np.ndarray, greys: GreyRows, settings: FusionSett
     return decision
 
 
-def _each_band(decision: np.ndarray, greys: GreyRows, band: int, halo: int, step: Any) -> None:
-    """``decision[r0:r1] = step(window, grey_a, grey_b)`` for bands of ``band`` rows, each
-    window the band with ``halo`` rows either side, as they were before this pass (the rows
-    above that were overwritten already are kept from the previous window). In place."""
+def _each_band(
+    decision: np.ndarray, greys: GreyRows, band: int, halo: int, step: Any, threads: int | None = None
+) -> None:
+    """``decision[r0:r1] = step(window, grey_a, grey_b)`` for bands of rows, each window the
+    band with ``halo`` rows either side as they were before this pass. In place.
+
+    Bands run ``threads`` at a time (default :func:`~acnn_fusion.core.inference.cpu_threads`;
+    scipy.ndimage and numpy release the GIL), each ``band / threads`` rows, so the windows in
+    work hold about one band of ``band`` rows; one at a time where that would leave a band
+    less than :data:`MIN_BAND_HALOS` halos high. The halo rows a group of bands reads from its
+    neighbours are copied before the group or the one before it writes them, so the result is
+    the same for any band height and thread count."""
     height = decision.shape[0]
-    before: np.ndarray | None = None  # this pass's input rows above the band (overwritten by now)
-    for r0 in range(0, height, band):
-        r1 = min(height, r0 + band)
-        lo, hi = max(0, r0 - halo), min(height, r1 + halo)
-        window = decision[lo:hi].copy()
-        if before is not None:
-            window[: r0 - lo] = before[before.shape[0] - (r0 - lo) :]
-        before = window[max(0, r1 - halo) - lo : r1 - lo].copy()
-        grey_a, grey_b = greys.block(slice(lo, hi))
-        decision[r0:r1] = step(window, grey_a, grey_b)[r0 - lo : r1 - lo]
+    workers = max(1, cpu_threads() if threads is None else threads)
+    rows = -(-band // workers)
+    if workers == 1 or rows < MIN_BAND_HALOS * halo:
+        workers, rows = 1, band
+    bands = [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
+    edges: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def keep(index: int) -> None:  # this pass's input rows around band ``index``
+        if index < len(bands) and index not in edges:
+            r0, r1 = bands[index]
+            edges[index] = (decision[max(0, r0 - halo) : r0].copy(), decision[r1 : r1 + halo].copy())
+
+    def work(index: int) -> None:
+        (r0, r1), (above, below) = bands[index], edges.pop(index)
+        window = np.concatenate([above, decision[r0:r1], below])  # its own rows: written only by itself
+        grey_a, grey_b = greys.block(slice(r0 - len(above), r1 + len(below)))
+        decision[r0:r1] = step(window, grey_a, grey_b)[len(above) : len(above) + r1 - r0]
+
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        for first in range(0, len(bands), workers):
+            group = range(first, min(len(bands), first + workers))
+            for index in [*group, group.stop]:  # the next group's first band reads this group's rows
+                keep(index)
+            if pool is None:
+                work(first)
+            else:
+                list(pool.map(work, group))  # re-raises a band's error
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
 def _compose(image_a: np.ndarray, image_b: np.ndarray, decision_map: np.ndarray, mode: str) -> np.ndarray:
