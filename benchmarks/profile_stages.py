@@ -12,6 +12,9 @@ The timers are exclusive: a step's time excludes the timed steps it calls.
 
 - ``interpreter``: Python's own start and exit (the parent's wall time − the child's);
 - ``imports``: ``acnn_fusion.tasks``, ``core.stack``, ``core.pipeline`` (no torch);
+- ``tiles side by side``: the main thread waiting while the network's tiles run on worker
+  threads (onnxruntime, ``inference.run_tiles``); what those threads spent is a second table
+  in thread-seconds, which overlap in time and do not add up to the wall time;
 - ``open network``: the runtime imported, weights verified, session built (``open_network``);
 - ``read`` / ``write``: ``read_stack``/``read_image`` and ``write_image``;
 - stacks: ``grey`` (the grey blocks the network sees, from the memory-mapped stack, and the
@@ -42,6 +45,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,30 +53,38 @@ CASES = ("metallographic", "synthetic1024x16", "pair2048")
 
 
 class Timers:
-    """Exclusive seconds per label (a timed call's time minus that of the timed calls inside it)
-    and calls per label, so the labels add up to the time spent in timed calls."""
+    """Exclusive seconds per label (a timed call's time minus that of the timed calls inside it
+    on the same thread) and calls per label. Calls on the main thread add up to the time spent
+    in timed calls there; calls on worker threads (tiles side by side, ``inference.run_tiles``)
+    overlap, so they go to ``thread_seconds`` instead (summed over the threads)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.thread_seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
-        self._inner: list[float] = []  # per active timed call: seconds spent in timed calls inside it
+        self._local = threading.local()  # per thread: seconds spent in timed calls inside each active one
+        self._lock = threading.Lock()
 
     def wrap(self, owner: object, name: str, label: str) -> None:
         original = getattr(owner, name)
         timers = self
 
         def timed(*args, **kwargs):
-            timers._inner.append(0.0)
+            inner_stack = timers._local.__dict__.setdefault("inner", [])
+            inner_stack.append(0.0)
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - start
-                inner = timers._inner.pop()
-                if timers._inner:
-                    timers._inner[-1] += elapsed
-                timers.seconds[label] = timers.seconds.get(label, 0.0) + elapsed - inner
-                timers.calls[label] = timers.calls.get(label, 0) + 1
+                inner = inner_stack.pop()
+                if inner_stack:
+                    inner_stack[-1] += elapsed
+                main = threading.current_thread() is threading.main_thread()
+                with timers._lock:
+                    table = timers.seconds if main else timers.thread_seconds
+                    table[label] = table.get(label, 0.0) + elapsed - inner
+                    timers.calls[label] = timers.calls.get(label, 0) + 1
 
         setattr(owner, name, timed)
 
@@ -106,6 +118,7 @@ def child(case: str, runtime: str, folder: Path) -> dict:
     for cls in (onnx_runtime.OnnxNetwork, inference.TorchNetwork):
         for method in ("reference", "slice_odds", "score_map"):
             timers.wrap(cls, method, "network")
+    timers.wrap(stack, "_score_volume", "tiles side by side")
     timers.wrap(stack, "_fold_volume", "depth")
     timers.wrap(stack, "compose_stack", "compose")
     timers.wrap(pipeline, "focus_map_in_tiles", "focus map")
@@ -122,26 +135,37 @@ def child(case: str, runtime: str, folder: Path) -> dict:
         tasks.fuse_stack_file(folder, outputs, options)
     work = time.perf_counter() - work_start
     used = "onnx" if timers.calls.get("network run") else "torch"
+    side_by_side = bool(timers.thread_seconds)
     stages = {
         "imports": imports,
         "open network": timers.get("open network"),
         "read": timers.get("read"),
         "grey": timers.get("grey"),
-        # onnxruntime: session.run, then the numpy head; torch: the whole call
+        # onnxruntime: session.run, then the numpy head; torch: the whole call. With tiles side
+        # by side these run on worker threads, and the main thread waits in "tiles side by side"
         "network run": timers.get("network run") if used == "onnx" else timers.get("network"),
-        "network head": timers.get("network") if used == "onnx" else 0.0,
+        "network head": timers.get("network") if used == "onnx" and not side_by_side else 0.0,
     }
     if case == "pair2048":
         stages["focus map"] = timers.get("focus map") + timers.get("block averaging")
+        if side_by_side:  # the score map's own time: waiting for its tiles
+            stages["tiles side by side"] = timers.get("network")
         stages["decisions"] = timers.get("decisions")
     else:
         stages["block averaging"] = timers.get("block averaging")
+        stages["tiles side by side"] = timers.get("tiles side by side")
         stages["depth"] = timers.get("depth")
     stages["compose"] = timers.get("compose")
     stages["write"] = timers.get("write")
     stages["rest of the work"] = work - sum(stages[k] for k in stages if k != "imports")
     stages["child total"] = time.perf_counter() - _T0
-    return {"runtime_used": used, "network_calls": timers.calls.get("network", 0), "stages": stages}
+    workers = {f"{label} (thread-seconds)": value for label, value in timers.thread_seconds.items()}
+    return {
+        "runtime_used": used,
+        "network_calls": timers.calls.get("network", 0),
+        "stages": stages,
+        "workers": workers,
+    }
 
 
 def prepare(case: str, root: Path) -> Path:
@@ -195,6 +219,7 @@ ORDER = (
     "network run",
     "network head",
     "block averaging",
+    "tiles side by side",
     "focus map",
     "depth",
     "decisions",
@@ -238,6 +263,22 @@ def write(rows: list[dict], info: dict, name: str) -> str:
             cells += [f"{median:.2f}", f"{100 * median / wall:.0f}"]
         if present:
             lines.append("| " + " | ".join(cells) + " |")
+    worker_labels = sorted({label for r in rows for label in r.get("workers", {})})
+    if worker_labels:
+        lines += [
+            "",
+            "On the worker threads of tiles side by side (`inference.run_tiles`), inside the row "
+            "*tiles side by side* above: seconds summed over the threads, so they overlap in time.",
+            "",
+            "| " + " | ".join(["work", *(h for h in header[1::2])]) + " |",
+            "|" + "---|" * (1 + len(columns)),
+        ]
+        for label in worker_labels:
+            cells = [label]
+            for runs in columns:
+                values = [r.get("workers", {}).get(label) for r in runs]
+                cells.append("–" if values[0] is None else f"{statistics.median(values):.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Loads during the runs: " + ", ".join(f"{r['load1']:.1f}" for r in rows) + "."]
     text = "\n".join(lines) + "\n"
     (results / f"{name}.md").write_text(text)
@@ -257,6 +298,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if args.folder is None:
+            parser.error("--child needs --folder (the case's input files)")
         print(json.dumps(child(args.child, args.runtime, args.folder)))
         return
     sys.path.insert(0, str(Path(__file__).parent))
