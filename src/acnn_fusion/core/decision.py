@@ -228,6 +228,13 @@ def majority3(binary: np.ndarray) -> np.ndarray:
     return count >= 5
 
 
+def smooth_changes(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``after`` with the pixels that differ from ``before`` set to the 3×3 majority of
+    ``after`` (:func:`majority3`): a re-decided pixel keeps its new side only where most of
+    its neighbours agree; pixels that kept their side stay."""
+    return np.where(after != before, majority3(after), after)
+
+
 def robust_energy_at(grey: np.ndarray, window: int, where: np.ndarray) -> np.ndarray:
     """``robust_energy(grey, window)[where]`` (odd ``window``), computed at those pixels
     only: the same values, for a sparse ``where`` at a fraction of the cost."""
@@ -333,10 +340,8 @@ def override_by_fine_measure(
             after[unclear & (steady > margin)] = True
             after[unclear & (steady < -margin)] = False
             del median_a, steady
-        smoothed = majority3(after)
         keep = slice(r0 - e0, r0 - e0 + (r1 - r0))
-        changed = after[keep] != before[keep]
-        out[r0:r1] = np.where(changed, smoothed[keep], after[keep])
+        out[r0:r1] = smooth_changes(before, after)[keep]
     return out
 
 
@@ -510,8 +515,7 @@ def _edge_side_window(
     after = before.copy()
     after[to_a] = True
     after[to_b] = False
-    smoothed = majority3(after)
-    return np.where(after != before, smoothed, after)
+    return smooth_changes(before, after)
 
 
 def _glow_lean(decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray) -> np.ndarray:
