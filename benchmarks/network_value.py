@@ -60,7 +60,8 @@ RESULTS = REPO / "docs/results"
 #: occlusion-trained candidate and the ``acnn-3`` recipe at wider widths
 #: (``benchmarks/candidates/README.md``)
 MODELS = {
-    "acnn-3": str(REPO / "src/acnn_fusion/weights/acnn_default.pt"),
+    "acnn-4": str(REPO / "src/acnn_fusion/weights/acnn_default.pt"),
+    "acnn-3": str(REPO / "benchmarks/previous/acnn_3.pt"),
     "acnn-2": str(REPO / "benchmarks/previous/acnn_2.pt"),
     "acnn-1": str(REPO / "benchmarks/previous/acnn_1.pt"),
     "acnn-2-seed1": str(REPO / "benchmarks/candidates/acnn_2_seed1.pt"),

@@ -155,6 +155,7 @@ def test_runtime_choice_is_honoured(monkeypatch, fp32_cpu) -> None:
 
 def test_auto_on_a_native_bf16_cpu_keeps_torch_for_large_inputs(monkeypatch, fp32_cpu) -> None:
     monkeypatch.setattr(inference, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(inference, "_cpu_has_amx_bf16", lambda: True)  # the kind with a finite break-even
     limit = inference.bf16_break_even_megapixels()
     assert resolve_runtime(FusionOptions(), megapixels=0.5) == "onnx"  # start-up dominates
     assert resolve_runtime(FusionOptions(), megapixels=limit) == "onnx"
@@ -187,7 +188,7 @@ def test_the_break_even_follows_the_kind_of_bf16_the_cpu_has(monkeypatch, tmp_pa
     }
     assert limits["amx"] < limits["avx512"]
     monkeypatch.setattr(inference, "bf16_break_even_megapixels", lambda: limits["amx"])
-    between = (limits["amx"] + limits["avx512"]) / 2  # e.g. an 8-slice 1600×1000 stack: 14.4 MP
+    between = 2 * limits["amx"]  # e.g. a 64-slice 1024² stack: 68 MP
     assert resolve_runtime(FusionOptions(), megapixels=between) == "torch"
     monkeypatch.setattr(inference, "bf16_break_even_megapixels", lambda: limits["avx512"])
     assert resolve_runtime(FusionOptions(), megapixels=between) == "onnx"

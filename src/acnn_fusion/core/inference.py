@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import math
 import os
 import platform
 import re
@@ -576,13 +577,15 @@ def accelerator_likely() -> bool:
 
 #: Megapixels through the network's branch (a pair: 2 × its area; a stack: (slices + 1) × its
 #: area) up to which ``runtime="auto"`` takes onnxruntime (fp32) on a CPU with native bf16,
-#: where torch runs the network in bf16 faster but starts ~2 s later; by the CPU's kind of
-#: bf16 (:func:`bf16_break_even_megapixels`). Whole processes with the shipped ``acnn-3``
-#: (``benchmarks/runtime_network.py --whole``; ``docs/performance.md``): on an AMD EPYC with
-#: ``avx512_bf16`` and onnxruntime's tiles side by side (:func:`run_tiles`) the break-even is
-#: ~34 MP for stacks and pairs alike; for the Intel Xeon with AMX, whose bf16 runs about twice
-#: as fast, ~10 MP was estimated from its ``acnn-2`` measurements (not re-measured since).
-BF16_BREAK_EVEN_MEGAPIXELS = {"amx_bf16": 12.0, "avx512_bf16": 32.0}
+#: where torch may run the network in bf16 faster but starts ~2 s later; by the CPU's kind of
+#: bf16 (:func:`bf16_break_even_megapixels`). Whole processes with the shipped ``acnn-4``
+#: (``benchmarks/runtime_network.py --whole``; ``docs/performance.md``, session 12): on an AMD
+#: EPYC with ``avx512_bf16`` onnxruntime with tiles side by side (:func:`run_tiles`) was faster
+#: at every size measured, up to 68 MP, with about the same seconds per megapixel as torch
+#: bf16, so torch never catches up there. For AMX, whose bf16 ran about twice as fast, the
+#: break-even measured with ``acnn-2`` (5–8 MP, session 10) scaled by the network's arithmetic
+#: (``acnn-4`` has 0.16× ``acnn-2``'s) gives ~32 MP: an estimate until that CPU is measured.
+BF16_BREAK_EVEN_MEGAPIXELS = {"amx_bf16": 32.0, "avx512_bf16": math.inf}
 
 
 def bf16_break_even_megapixels() -> float:

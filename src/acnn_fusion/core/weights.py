@@ -51,7 +51,7 @@ def save_weights(
 ) -> Path:
     """Write ``path`` (state dict, float32) and its sidecar ``.json`` atomically.
 
-    ``model_version`` labels the file; a newly trained model is not the shipped one (``acnn-3``).
+    ``model_version`` labels the file; a newly trained model is not the shipped one (``acnn-4``).
 
     The sidecar has no ``"onnx"`` entry: an export of earlier weights no longer applies.
     """
