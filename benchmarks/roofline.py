@@ -42,9 +42,9 @@ CASES = (
 
 def image_flops(size: int, config) -> float:
     """FLOPs of one ``size``² image through the branch and both halves of fc1 (what
-    ``session.run`` and the fold's per-slice call compute; ``speed.branch_flops``' count)."""
-    branch, (h, w) = speed.branch_flops(size, size, config)
-    return branch + 2 * 2.0 * (h - 2) * (w - 2) * 9 * config.c3 * config.fc
+    ``session.run`` and the fold's per-slice call compute): ``speed.network_flops`` of the
+    stack fold's reference alone, i.e. a stack of no slices."""
+    return speed.network_flops("stack", (0, size, size), "features", config)
 
 
 def numpy_peak_gflops(threads: int) -> float:

@@ -75,23 +75,25 @@ def available_devices() -> list[str]:
     return names
 
 
+def _cpu_flags() -> str:
+    """The text of ``/proc/cpuinfo`` (Linux; empty elsewhere), where the CPU's flags are."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 @functools.cache
 def _cpu_has_native_bf16() -> bool:
     """True on x86 CPUs with AVX-512 BF16 or AMX (Linux); elsewhere bf16 would be emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpu_flags()
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 @functools.cache
 def _cpu_has_amx_bf16() -> bool:
     """True on x86 CPUs with AMX tiles for bf16 (Linux): bf16 matrix work ~2× AVX-512 BF16's."""
-    try:
-        return " amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    return " amx_bf16" in _cpu_flags()
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
