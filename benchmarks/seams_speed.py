@@ -1,6 +1,7 @@
 """The seam step's time (core/seams.py, ``seams="agree"``), before and after a revision, side by side.
 
     .venv/bin/python benchmarks/seams_speed.py [--before REV] [--repeats 2] [--shared ../shared/data]
+        [--name seams_speed]
 
 Builds the seam step's inputs once per case (the score volume at default precision, the
 regularised depth and its confidence, as ``fuse_stack`` makes them): the speed benchmark's
@@ -10,7 +11,8 @@ metallographic mufoc_1_1 and macro_pcb where ``../shared`` has them. Then times
 ``place_seams`` as it was at ``--before`` (on the fold's tile, as that revision's fold called
 it) against the current one (on :func:`seam_tile` of the fold's tile, with its default
 threads, and on one thread), interleaved, the median of each; checks that the depth maps are
-identical. Writes ``docs/results/seams_speed.{md,json}``.
+identical. A ``--before`` that already has :func:`seam_tile` runs on the same tile, on one
+thread and the default threads. Writes ``docs/results/{name}.{md,json}``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ def cases(shared: Path) -> dict[str, tuple]:
     return found
 
 
+def _same_threads(label: str, medians: dict[str, float], first: float) -> float:
+    """The before run's median on as many threads as ``label`` (the first run where none is)."""
+    threads = label.rsplit(", ", 1)[-1].split(":")[0].rstrip(")")
+    for other, value in medians.items():
+        if other.startswith("before") and other.rsplit(", ", 1)[-1].rstrip(")") == threads:
+            return value
+    return first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="80d587a", help="git revision of the reference seams.py")
@@ -68,16 +79,29 @@ def main() -> None:
         "--shared", type=Path, default=Path(os.environ.get("ACNN_SHARED_DATA", REPO.parent / "shared/data"))
     )
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
+    parser.add_argument("--name", default="seams_speed", help="stem of the result files")
     args = parser.parse_args()
     before = _module_at(args.before, "src/acnn_fusion/core/seams.py", "seams_before")
     tile = seams.seam_tile(DEFAULT_TILE)
-    runners = {
-        f"before ({args.before}, tile {DEFAULT_TILE}, 1 thread)": lambda *a: before.place_seams(
-            *a, tile=DEFAULT_TILE
-        ),
-        f"now (tile {tile}, 1 thread)": lambda *a: seams.place_seams(*a, tile=tile, threads=1),
-        f"now (tile {tile}, {cpu_threads()} threads: default)": lambda *a: seams.place_seams(*a, tile=tile),
-    }
+    if hasattr(before, "seam_tile"):  # a revision with the seam tile and threads: like for like
+        runners = {
+            f"before ({args.before}, tile {tile}, 1 thread)": lambda *a: before.place_seams(
+                *a, tile=tile, threads=1
+            ),
+            f"before ({args.before}, tile {tile}, {cpu_threads()} threads)": lambda *a: before.place_seams(
+                *a, tile=tile
+            ),
+        }
+    else:
+        runners = {
+            f"before ({args.before}, tile {DEFAULT_TILE}, 1 thread)": lambda *a: before.place_seams(
+                *a, tile=DEFAULT_TILE
+            ),
+        }
+    runners[f"now (tile {tile}, 1 thread)"] = lambda *a: seams.place_seams(*a, tile=tile, threads=1)
+    runners[f"now (tile {tile}, {cpu_threads()} threads: default)"] = lambda *a: seams.place_seams(
+        *a, tile=tile
+    )
     rows = []
     for name, (stack, channel_axis) in cases(args.shared).items():
         inputs = seam_inputs(stack, channel_axis)
@@ -99,7 +123,7 @@ def main() -> None:
                     "shape": "×".join(map(str, stack.shape)),
                     "runner": label,
                     "median_s": round(medians[label], 3),
-                    "before_over_this": round(first / medians[label], 2),
+                    "before_over_this": round(_same_threads(label, medians, first) / medians[label], 2),
                     "pixels_differ": int(np.count_nonzero(outputs[label] != reference)),
                     "moved_pct": round(100 * float(np.mean(outputs[label] != inputs[0])), 3),
                     "load": round(load, 1),
@@ -116,11 +140,12 @@ def main() -> None:
         "repeats": args.repeats,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "seams_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = [
         "# Seam step (`place_seams`): time before and now, same inputs",
         "",
-        f"`.venv/bin/python benchmarks/seams_speed.py --before {args.before} --repeats {args.repeats}`; "
+        f"`.venv/bin/python benchmarks/seams_speed.py --before {args.before} --repeats {args.repeats} "
+        f"--name {args.name}`; "
         f"CPU {meta['cpu']}, {meta['threads']} threads, commit {meta['commit']}; median of "
         f"{args.repeats} interleaved runs; pixels differ: against the before run's depth map.",
         "",
@@ -132,7 +157,7 @@ def main() -> None:
         f"{r['pixels_differ']} | {r['moved_pct']} | {r['load']} |"
         for r in rows
     ]
-    (args.out / "seams_speed.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from skimage import data
 
 from acnn_fusion import fuse_stack
 from acnn_fusion.core.compose import compose_stack
-from acnn_fusion.core.seams import _chains, place_seams
+from acnn_fusion.core.seams import _chains, place_seams, round_to_half
 from acnn_fusion.core.stack import FocusImage
 from acnn_fusion.synthetic import render_flat_region_stack
 
@@ -125,3 +125,18 @@ def test_chain_solver_finds_the_exact_minimum():
         best = min(energy(labels) for labels in itertools.product(range(3), repeat=m))
         assert np.isclose(energy(tuple(states[chain])), best, rtol=0, atol=1e-6)
     assert (states[:5] == 0).any()  # ties went to the lower state somewhere
+
+
+def test_round_to_half_matches_numpy_float16_conversion():
+    """Float32 bit patterns from 0 to 2.0 (normals and float16 subnormals, each with the low
+    bits just below, at and above a tie, for both parities of the kept bit) and random costs
+    round as ``astype(float16)`` does, ties to even."""
+    high = np.arange(0, 0x40000000, 0x2000 * 97, dtype=np.uint32)  # kept bits, odd and even
+    low = np.array([0, 1, 0xFFF, 0x1000, 0x1001, 0x1FFF], np.uint32)
+    patterns = (high[:, None] | low[None, :]).ravel().view(np.float32)
+    rng = np.random.default_rng(3)
+    costs = np.concatenate([patterns, rng.random(100_000, dtype=np.float32) * 2, [2.0**-25, 3 * 2.0**-25]])
+    costs = costs.astype(np.float32)
+    expected = costs.astype(np.float16).astype(np.float32)
+    assert np.array_equal(round_to_half(costs.copy()), expected)
+    assert not np.array_equal(costs, expected)  # the rounding did something
