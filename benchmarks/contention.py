@@ -22,7 +22,7 @@ shared machine hits every variant alike; the table gives medians, busy/quiet rat
   ``onnx-tile384``: ``--runtime onnx --tile 384``.
 
 With ``--peers``, focus-stack and enfuse (``benchmarks/peers.py`` says how to get them) run
-on the same planes. Writes ``docs/results/contention{,_NAME}.{md,csv,json}``.
+on the same planes. Writes ``docs/results/NAME.{md,csv,json}`` (``--name``, default ``contention``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ Counts the FLOPs of the shipped network (``speed.branch_flops`` / ``network_flop
 on all: (1) matrix products of 2048², numpy's (OpenBLAS) and torch's in fp32 and torch's in
 bf16 (the best of each type is the CPU's practical peak for it); (2) onnxruntime's
 ``session.run`` and (3) torch's bf16 per-slice call (branch, both projections, head) on a 526²
-tile, each as GFLOP/s and as a share of its type's peak. Then, for the peers' cases, the
+tile (fp32 on a CPU without native bf16, where bf16 is emulated and is skipped), each as
+GFLOP/s and as a share of its type's peak. Then, for the peers' cases, the
 network's arithmetic at the bf16 and fp32 peaks of all threads: no implementation of this
 network on this CPU takes less. Writes ``docs/results/{name}.md`` with the machine line.
 """
@@ -76,7 +77,7 @@ def median_seconds(call: Callable[[], object], repeats: int) -> float:
 def main() -> None:
     import torch
 
-    from acnn_fusion.core.inference import TorchNetwork, cpu_threads
+    from acnn_fusion.core.inference import TorchNetwork, _cpu_has_native_bf16, cpu_threads
     from acnn_fusion.core.onnx_runtime import OnnxNetwork
     from acnn_fusion.core.weights import load_model, read_onnx_export
 
@@ -95,12 +96,18 @@ def main() -> None:
     rows = []
     all_threads = cpu_threads()
     peaks: dict[tuple[str, int], float] = {}
+    # without native bf16 torch emulates it (~8x slower than fp32): its rows would take many
+    # minutes and measure nothing a user runs, so the torch network is timed in fp32 there
+    native_bf16 = _cpu_has_native_bf16()
+    torch_precision = "bf16" if native_bf16 else "fp32"
     for threads in sorted({1, all_threads}):
         torch.set_num_threads(threads)
         numpy_fp32 = numpy_peak_gflops(threads)
         torch_fp32 = speed.peak_gflops("cpu", "float32", size=2048, repeats=8)
         peaks["fp32", threads] = max(numpy_fp32, torch_fp32)
-        peaks["bf16", threads] = speed.peak_gflops("cpu", "bfloat16", size=2048, repeats=8)
+        peaks["bf16", threads] = (
+            speed.peak_gflops("cpu", "bfloat16", size=2048, repeats=8) if native_bf16 else float("nan")
+        )
         rows.append(
             (
                 "numpy (OpenBLAS) fp32 matrix product 2048²",
@@ -112,22 +119,24 @@ def main() -> None:
         rows.append(
             ("torch fp32 matrix product 2048²", threads, torch_fp32, torch_fp32 / peaks["fp32", threads])
         )
-        rows.append(("torch bf16 matrix product 2048²", threads, peaks["bf16", threads], 1.0))
+        if native_bf16:
+            rows.append(("torch bf16 matrix product 2048²", threads, peaks["bf16", threads], 1.0))
         onnx = OnnxNetwork(data, threads)
         feed = {"images": image[None, None]}
         seconds = median_seconds(lambda o=onnx, f=feed: o.session.run(["proj_a", "proj_b"], f), args.repeats)
         rate = tile_flop / seconds / 1e9
         rows.append((f"onnxruntime fp32 network, {TILE}² tile", threads, rate, rate / peaks["fp32", threads]))
-        network = TorchNetwork(model, torch.device("cpu"), "bf16")
+        network = TorchNetwork(model, torch.device("cpu"), torch_precision)
         reference = network.reference(image)
         seconds = median_seconds(lambda n=network, r=reference: n.slice_odds(image, r), args.repeats)
         rate = tile_flop / seconds / 1e9
+        peak_type = "bf16" if native_bf16 else "fp32"
         rows.append(
             (
-                f"torch bf16 network, {TILE}² tile (with its head)",
+                f"torch {torch_precision} network, {TILE}² tile (with its head)",
                 threads,
                 rate,
-                rate / peaks["bf16", threads],
+                rate / peaks[peak_type, threads],
             )
         )
     info["loadavg_end"] = wp.os.getloadavg()
@@ -136,7 +145,8 @@ def main() -> None:
         "",
         f"{wp.machine_line(info)}. Shipped widths {'-'.join(map(str, widths))}: "
         f"{per_pixel / 1e3:.1f} kFLOP per input pixel through the branch and both halves of fc1 "
-        f"(`speed.branch_flops`). Medians of {args.repeats} calls.",
+        f"(`speed.branch_flops`). Medians of {args.repeats} calls."
+        + ("" if native_bf16 else " No native bf16 on this CPU: bf16 rows skipped (emulated)."),
         "",
         "| work | threads | GFLOP/s | × the matrix peak of its type |",
         "|---|---|---|---|",
@@ -155,7 +165,8 @@ def main() -> None:
         slices = shape[0] + 1 if kind == "stack" else 2
         megapixels = slices * shape[-2] * shape[-1] / 1e6
         at_bf16, at_fp32 = (flop / peaks[kind, all_threads] / 1e9 for kind in ("bf16", "fp32"))
-        lines.append(f"| {case} | {megapixels:.1f} | {flop / 1e12:.2f} | {at_bf16:.2f} | {at_fp32:.2f} |")
+        bf16_cell = f"{at_bf16:.2f}" if native_bf16 else "–"
+        lines.append(f"| {case} | {megapixels:.1f} | {flop / 1e12:.2f} | {bf16_cell} | {at_fp32:.2f} |")
     text = "\n".join(lines) + "\n"
     (REPO / "docs/results" / f"{args.name}.md").write_text(text)
     print(text)
