@@ -12,6 +12,7 @@ the 20 Lytro pairs (when ../shared is present) and `acnn-fusion fuse` / `stack`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -73,13 +74,19 @@ def output_hashes() -> dict[str, object]:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--compare"]:
-        before, after = (json.loads(Path(p).read_text()) for p in sys.argv[2:4])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", type=Path, help="JSON file to write the hashes to")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="compare two runs")
+    args = parser.parse_args()
+    if args.compare:
+        before, after = (json.loads(p.read_text()) for p in args.compare)
         differ = [k for k in before if before[k] != after.get(k)]
         print(f"identical: {len(before) - len(differ)} of {len(before)}; differ: {differ or 'none'}")
         sys.exit(1 if differ else 0)
+    if args.out is None:
+        parser.error("give the JSON file to write (or --compare BEFORE AFTER)")
     hashes = output_hashes()
-    Path(sys.argv[1]).write_text(json.dumps(hashes, indent=1))
+    args.out.write_text(json.dumps(hashes, indent=1))
     print(json.dumps(hashes))
 
 

@@ -51,6 +51,13 @@ def main() -> None:
     parser.add_argument("--tiles", nargs="+", type=int, default=[256, 384, 512], help="--whole: tile edges")
     parser.add_argument("--name", default="runtime_network_whole", help="--whole: results file stem")
     parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        choices=["onnx", "torch"],
+        default=["onnx", "torch"],
+        help="--whole: runtimes to run (torch in bf16 where native, else fp32)",
+    )
+    parser.add_argument(
         "--break-even", action="store_true", help="whole processes, onnx vs torch bf16 by size"
     )
     parser.add_argument("--onnx-tile", type=int, default=None, help="--break-even: onnx tile (default: auto)")
@@ -59,7 +66,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.whole:
-        whole(args.repeats, tuple(args.cases), tuple(args.tiles), args.name)
+        whole(args.repeats, tuple(args.cases), tuple(args.tiles), args.name, tuple(args.runtimes))
         return
     if args.break_even:
         break_even(args.repeats, args.onnx_tile, args.torch_tile)
@@ -239,15 +246,24 @@ def runner_arguments(runtime: str, tile: int | None) -> list[str]:
     return base + ([] if tile is None else ["--tile", str(tile)])
 
 
-def whole(repeats: int, cases: tuple[str, ...], tiles: tuple[int, ...], name: str) -> None:
+def whole(
+    repeats: int,
+    cases: tuple[str, ...],
+    tiles: tuple[int, ...],
+    name: str,
+    which: tuple[str, ...] = ("onnx", "torch"),
+) -> None:
     """Whole processes: onnxruntime fp32 and torch bf16 at each tile in ``tiles`` on each case,
-    interleaved (:func:`wholeprocess.run_round`, order reversed every other round)."""
+    interleaved (:func:`wholeprocess.run_round`, order reversed every other round); ``which``:
+    the runtimes to run."""
     import tempfile
 
     info = wp.machine()
     print(info, flush=True)
     rows: list[dict] = []
-    runtimes = ["onnx"] + (["torch bf16"] if info["native_bf16"] else ["torch fp32"])
+    runtimes = (["onnx"] if "onnx" in which else []) + (
+        (["torch bf16"] if info["native_bf16"] else ["torch fp32"]) if "torch" in which else []
+    )
     labels = {f"{rt}, tile {t}": (rt, t) for rt in runtimes for t in tiles}
     with tempfile.TemporaryDirectory() as tmp:
         inputs = whole_inputs(Path(tmp), cases)
@@ -267,7 +283,8 @@ def whole(repeats: int, cases: tuple[str, ...], tiles: tuple[int, ...], name: st
     (results / f"{name}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     lines = [
         f"Whole processes of `acnn-fusion` (`benchmarks/runtime_network.py --whole --repeats {repeats} "
-        f"--cases {' '.join(cases)} --tiles {' '.join(map(str, tiles))}`); {wp.machine_line(info)}; "
+        f"--cases {' '.join(cases)} --tiles {' '.join(map(str, tiles))} --runtimes {' '.join(which)} "
+        f"--name {name}`); {wp.machine_line(info)}; "
         "medians of the rounds, runners "
         f"interleaved (order reversed every other round); × = against {labels and next(iter(labels))} "
         "of the same case; torch in bf16 where the CPU has native bf16, else fp32.",

@@ -1,6 +1,7 @@
 """One post-network stage of a revision against this checkout's, on the same inputs, interleaved.
 
     .venv/bin/python benchmarks/stage_before_after.py --before REV [--repeats 6] [--name stage_before_after]
+        [--stages decisions seams seams-synthetic]
 
 Whole processes (``before_after.py``) hide a change of a few per cent on this machine, whose
 speed drifts by 10–50 % within minutes; this times the stages themselves, in fresh processes
@@ -44,8 +45,9 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
 
 
-def prepare(folder: Path) -> list[str]:
-    """The stages' inputs in ``folder`` (network run here, once); returns the stages available."""
+def prepare(folder: Path, wanted: list[str] | None = None) -> list[str]:
+    """The inputs of the ``wanted`` stages (default all) in ``folder`` (network run here, once);
+    returns the stages available."""
     from acnn_fusion import fuse_pair
     from acnn_fusion.core import stack
     from acnn_fusion.core.inference import open_network
@@ -62,6 +64,8 @@ def prepare(folder: Path) -> list[str]:
 
         stacks = {"seams": lambda: _stack_array(METALLOGRAPHIC), **stacks}
     for stage, make in stacks.items():
+        if wanted and stage not in wanted:
+            continue
         standard = stack._standardise(make(), 0, None)
         grey = stack.FocusImage(standard, None)
         np.save(folder / f"{stage}_stack.npy", standard)
@@ -118,6 +122,9 @@ def main() -> None:
     parser.add_argument("--before", help="git revision to compare against")
     parser.add_argument("--repeats", type=int, default=6, help="child processes per tree and stage")
     parser.add_argument("--name", default="stage_before_after")
+    parser.add_argument(
+        "--stages", nargs="+", choices=["decisions", "seams", "seams-synthetic"], help="only these stages"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,7 +138,7 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="acnn-stage-") as tmp:
         folder = Path(tmp)
-        stages = prepare(folder)
+        stages = [stage for stage in prepare(folder, args.stages) if not args.stages or stage in args.stages]
         with wp.worktree(args.before, folder / "old") as old:
             trees = {f"before ({args.before})": old / "src", "now": REPO / "src"}
             for index in range(args.repeats):
@@ -150,7 +157,9 @@ def main() -> None:
     before = f"before ({args.before})"
     lines = [
         f"Post-network stages, the sources at `{args.before}` against this checkout "
-        f"(`benchmarks/stage_before_after.py --before {args.before} --repeats {args.repeats}`); "
+        f"(`benchmarks/stage_before_after.py --before {args.before} --repeats {args.repeats}"
+        + (f" --stages {' '.join(args.stages)}" if args.stages else "")
+        + f" --name {args.name}`); "
         f"{wp.machine_line(info)}. Each run: a fresh process, best of 3 calls; the table gives the "
         "median over the runs, trees alternating A B B A ….",
         "",

@@ -85,18 +85,21 @@ def _blotchy_focus(shape, seed, sharpness=8.0):
     return np.clip((focus - 0.5) * sharpness * 4 + 0.5, 0, 1).astype(np.float32)
 
 
-@pytest.mark.parametrize("rows", [1, 5, 16, 1000])
-def test_clean_up_in_bands_equals_whole_image(rows):
+@pytest.mark.parametrize("rows, threads", [(1, 1), (5, 1), (16, 1), (1000, 1), (1, 2), (5, 3), (16, 2)])
+def test_clean_up_in_bands_equals_whole_image(rows, threads):
     from acnn_fusion.core.decision import remove_unconfident_regions, remove_unconfident_regions_in_bands
 
     for seed, (min_size, confidence) in enumerate([(300, 0.9), (2000, 1.0), (40, 0.5)]):
         focus = _blotchy_focus((97, 83), seed)
         binary = focus > 0.5
+        before = binary.copy()
         whole = remove_unconfident_regions(binary, focus, min_size, confidence)
         assert not np.array_equal(whole, binary)  # the clean-up did change regions
-        assert np.array_equal(
-            remove_unconfident_regions_in_bands(binary, focus, min_size, confidence, rows), whole
+        banded = remove_unconfident_regions_in_bands(
+            binary, focus, min_size, confidence, rows, threads=threads
         )
+        assert np.array_equal(banded, whole)
+        assert np.array_equal(binary, before)  # the input map is left as it was
 
 
 def test_region_spanning_many_bands_counts_its_whole_size():

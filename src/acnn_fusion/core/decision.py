@@ -17,6 +17,8 @@ second at a window of a few pixels.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
@@ -75,6 +77,41 @@ def _region_tables(
     return labels, sizes, np.bincount(labels[confident], minlength=count + 1)
 
 
+def _edge_regions(
+    out: np.ndarray, focus_map: np.ndarray, value: bool, confidence: float, span: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Pass 1 of :func:`remove_unconfident_regions_in_bands` on the band ``span``: its regions
+    on its first or last row (labels), their sizes and confident pixels, the labels of those
+    two rows, and the band's label count."""
+    r0, r1 = span
+    labels, sizes, confident = _region_tables(out[r0:r1], focus_map[r0:r1], value, confidence)
+    edge = np.union1d(labels[0], labels[-1])
+    edge = edge[edge > 0]
+    return edge, sizes[edge], confident[edge], labels[0].copy(), labels[-1].copy(), sizes.size
+
+
+def _hand_over(
+    out: np.ndarray,
+    focus_map: np.ndarray,
+    value: bool,
+    confidence: float,
+    min_size: int,
+    whole_small: np.ndarray,
+    span: tuple[int, int],
+    band_edge: tuple[int, np.ndarray],
+) -> None:
+    """Pass 2 on the band ``span``: the same labels as pass 1 (no other band's rows change
+    them); its small unconfident regions go to the other source, those on a band edge by
+    their whole region's verdict (``whole_small`` from ``band_edge``'s first global number)."""
+    (r0, r1), (start, edge) = span, band_edge
+    labels, sizes, confident = _region_tables(out[r0:r1], focus_map[r0:r1], value, confidence)
+    flip = (sizes <= min_size) & (confident == 0)
+    flip[edge] = whole_small[start : start + edge.size]
+    flip[0] = False
+    if flip.any():
+        out[r0:r1][flip[labels]] = not value
+
+
 def remove_unconfident_regions_in_bands(
     binary: np.ndarray,
     focus_map: np.ndarray,
@@ -83,6 +120,7 @@ def remove_unconfident_regions_in_bands(
     rows_per_band: int,
     *,
     in_place: bool = False,
+    threads: int = 1,
 ) -> np.ndarray:
     """:func:`remove_unconfident_regions`, worked in bands of ``rows_per_band`` rows: the same map.
 
@@ -90,9 +128,11 @@ def remove_unconfident_regions_in_bands(
     band's first or last row only, their pixel and confident-pixel counts and which regions
     of the next band they meet; joining those gives every region's whole size, however many
     bands it spans (any ``min_size``, the paper's 1 % of the image included). The second
-    labels each band again and hands the small unconfident regions over. Memory: the bands'
-    labels plus a table of the regions that cross band edges, not the image's labels.
-    ``in_place``: change ``binary`` itself (no second map).
+    labels each band again and hands the small unconfident regions over. Bands are labelled
+    ``threads`` at a time (scipy's labelling releases the GIL; each band reads and writes its
+    own rows only). Memory: the labels of ``threads`` bands plus a table of the regions that
+    cross band edges, not the image's labels. ``in_place``: change ``binary`` itself (no
+    second map).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -102,45 +142,42 @@ def remove_unconfident_regions_in_bands(
         return out
     height = out.shape[0]
     spans = [(r0, min(height, r0 + max(1, rows_per_band))) for r0 in range(0, height, max(1, rows_per_band))]
-    for value in (True, False):
-        # pass 1: regions touching a band edge get a global number; join them across edges
-        edge_sizes, edge_confident, links_a, links_b, edges = [], [], [], [], []
-        first, bottom = 0, None
-        for r0, r1 in spans:
-            labels, sizes, confident = _region_tables(out[r0:r1], focus_map[r0:r1], value, confidence)
-            edge = np.union1d(labels[0], labels[-1])
-            edge = edge[edge > 0]
-            number = np.full(sizes.size, -1, np.int64)
-            number[edge] = first + np.arange(edge.size)
-            edge_sizes.append(sizes[edge])
-            edge_confident.append(confident[edge])
-            edges.append((first, edge))
-            top = number[labels[0]]
-            if bottom is not None:
-                touching = (bottom >= 0) & (top >= 0)
-                links_a.append(bottom[touching])
-                links_b.append(top[touching])
-            bottom = number[labels[-1]]
-            first += edge.size
-            del labels
-        whole_small = np.zeros(0, bool)
-        if first:
-            a = np.concatenate(links_a) if links_a else np.zeros(0, np.int64)
-            b = np.concatenate(links_b) if links_b else np.zeros(0, np.int64)
-            graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(first, first))
-            _, joined = connected_components(graph, directed=False)
-            size = np.bincount(joined, weights=np.concatenate(edge_sizes))
-            sure = np.bincount(joined, weights=np.concatenate(edge_confident))
-            whole_small = ((size <= min_size) & (sure == 0))[joined]
-        # pass 2: the same labels again (rows of later bands are unchanged); hand small ones over
-        for (r0, r1), (start, edge) in zip(spans, edges, strict=True):
-            labels, sizes, confident = _region_tables(out[r0:r1], focus_map[r0:r1], value, confidence)
-            flip = (sizes <= min_size) & (confident == 0)
-            flip[edge] = whole_small[start : start + edge.size]
-            flip[0] = False
-            if flip.any():
-                out[r0:r1][flip[labels]] = not value
-            del labels
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(spans) > 1 else None
+    each = map if pool is None else pool.map
+    try:
+        for value in (True, False):
+            # pass 1: regions touching a band edge get a global number; join them across edges
+            edge_sizes, edge_confident, links_a, links_b, edges = [], [], [], [], []
+            first, bottom = 0, None
+            tables = each(partial(_edge_regions, out, focus_map, value, confidence), spans)
+            for edge, sizes, confident, top_row, bottom_row, count in tables:
+                number = np.full(count, -1, np.int64)
+                number[edge] = first + np.arange(edge.size)
+                edge_sizes.append(sizes)
+                edge_confident.append(confident)
+                edges.append((first, edge))
+                top = number[top_row]
+                if bottom is not None:
+                    touching = (bottom >= 0) & (top >= 0)
+                    links_a.append(bottom[touching])
+                    links_b.append(top[touching])
+                bottom = number[bottom_row]
+                first += edge.size
+            whole_small = np.zeros(0, bool)
+            if first:
+                a = np.concatenate(links_a) if links_a else np.zeros(0, np.int64)
+                b = np.concatenate(links_b) if links_b else np.zeros(0, np.int64)
+                graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(first, first))
+                _, joined = connected_components(graph, directed=False)
+                size = np.bincount(joined, weights=np.concatenate(edge_sizes))
+                sure = np.bincount(joined, weights=np.concatenate(edge_confident))
+                whole_small = ((size <= min_size) & (sure == 0))[joined]
+
+            hand_over = partial(_hand_over, out, focus_map, value, confidence, min_size, whole_small)
+            list(each(hand_over, spans, edges))  # re-raises a band's error
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return out
 
 
