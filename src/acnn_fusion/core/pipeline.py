@@ -211,10 +211,10 @@ def decide(focus_map: np.ndarray, settings: FusionSettings = PRESETS["default"])
     (``region_confidence``), so the result is symmetric under swapping A and B (with
     threshold 0.5). Returns a bool (Y, X) map, True = take A. Worked in bands of
     :data:`BAND_PIXELS` pixels (the same map as
-    :func:`~acnn_fusion.core.decision.remove_unconfident_regions` on the whole image), the
-    clean-up's bands :func:`~acnn_fusion.core.inference.cpu_threads` at a time (an image of
-    fewer bands than threads is cut into one band per thread, at least
-    :data:`MIN_CLEANUP_ROWS` rows high).
+    :func:`~acnn_fusion.core.decision.remove_unconfident_regions` on the whole image). The
+    clean-up labels :func:`~acnn_fusion.core.inference.cpu_threads` bands at a time, each
+    1/threads of a band (or of the image, if smaller) and at least :data:`MIN_CLEANUP_ROWS`
+    rows high, so the bands in work hold about one band of pixels, as with one thread.
     """
     band = max(1, BAND_PIXELS // max(1, focus_map.shape[1]))
     decision = np.empty(focus_map.shape, bool)
@@ -222,7 +222,7 @@ def decide(focus_map: np.ndarray, settings: FusionSettings = PRESETS["default"])
         np.greater(focus_map[r0 : r0 + band], settings.threshold, out=decision[r0 : r0 + band])
     min_size = settings.min_region_size(focus_map.size)
     threads = cpu_threads()
-    rows = min(band, max(MIN_CLEANUP_ROWS, -(-focus_map.shape[0] // threads)))
+    rows = max(MIN_CLEANUP_ROWS, -(-min(band, focus_map.shape[0]) // threads))
     return remove_unconfident_regions_in_bands(
         decision, focus_map, min_size, settings.region_confidence, rows, in_place=True, threads=threads
     )
@@ -283,7 +283,7 @@ BAND_PIXELS = 1 << 21
 #: Bands of the decision passes run side by side only if each stays this many halos high
 #: (else the halos' extra work and memory outweigh the second core): :func:`_each_band`.
 MIN_BAND_HALOS = 4
-#: Fewest rows of a clean-up band cut so that each thread has one (:func:`decide`).
+#: Fewest rows of a clean-up band when a band is shared out between threads (:func:`decide`).
 MIN_CLEANUP_ROWS = 64
 
 
