@@ -130,13 +130,12 @@ def main() -> None:
         reference = network.reference(image)
         seconds = median_seconds(lambda n=network, r=reference: n.slice_odds(image, r), args.repeats)
         rate = tile_flop / seconds / 1e9
-        peak_type = "bf16" if native_bf16 else "fp32"
         rows.append(
             (
                 f"torch {torch_precision} network, {TILE}² tile (with its head)",
                 threads,
                 rate,
-                rate / peaks[peak_type, threads],
+                rate / peaks[torch_precision, threads],
             )
         )
     info["loadavg_end"] = wp.os.getloadavg()

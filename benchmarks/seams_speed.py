@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +63,6 @@ def cases(shared: Path) -> dict[str, tuple]:
     return found
 
 
-def _same_threads(label: str, medians: dict[str, float], first: float) -> float:
-    """The before run's median on as many threads as ``label`` (the first run where none is)."""
-    threads = label.rsplit(", ", 1)[-1].split(":")[0].rstrip(")")
-    for other, value in medians.items():
-        if other.startswith("before") and other.rsplit(", ", 1)[-1].rstrip(")") == threads:
-            return value
-    return first
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="80d587a", help="git revision of the reference seams.py")
@@ -83,25 +75,31 @@ def main() -> None:
     args = parser.parse_args()
     before = _module_at(args.before, "src/acnn_fusion/core/seams.py", "seams_before")
     tile = seams.seam_tile(DEFAULT_TILE)
-    if hasattr(before, "seam_tile"):  # a revision with the seam tile and threads: like for like
-        runners = {
-            f"before ({args.before}, tile {tile}, 1 thread)": lambda *a: before.place_seams(
-                *a, tile=tile, threads=1
-            ),
-            f"before ({args.before}, tile {tile}, {cpu_threads()} threads)": lambda *a: before.place_seams(
-                *a, tile=tile
-            ),
-        }
+    threads = cpu_threads()
+    # label -> (threads, call); a before revision with the seam tile runs like for like
+    runners: dict[str, tuple[int, Callable]] = {}
+    if hasattr(before, "seam_tile"):
+        for n in (1, threads):
+            runners[f"before ({args.before}, tile {tile}, {n} thread{'s' * (n > 1)})"] = (
+                n,
+                lambda *a, n=n: before.place_seams(*a, tile=tile, threads=n),
+            )
     else:
-        runners = {
-            f"before ({args.before}, tile {DEFAULT_TILE}, 1 thread)": lambda *a: before.place_seams(
-                *a, tile=DEFAULT_TILE
-            ),
-        }
-    runners[f"now (tile {tile}, 1 thread)"] = lambda *a: seams.place_seams(*a, tile=tile, threads=1)
-    runners[f"now (tile {tile}, {cpu_threads()} threads: default)"] = lambda *a: seams.place_seams(
-        *a, tile=tile
+        runners[f"before ({args.before}, tile {DEFAULT_TILE}, 1 thread)"] = (
+            1,
+            lambda *a: before.place_seams(*a, tile=DEFAULT_TILE),
+        )
+    runners[f"now (tile {tile}, 1 thread)"] = (1, lambda *a: seams.place_seams(*a, tile=tile, threads=1))
+    runners[f"now (tile {tile}, {threads} threads: default)"] = (
+        threads,
+        lambda *a: seams.place_seams(*a, tile=tile),
     )
+    first_label = next(iter(runners))
+    # each runner against the before run on as many threads (the first run where none is)
+    baseline = {
+        label: next((b for b, (m, _) in runners.items() if b.startswith("before") and m == n), first_label)
+        for label, (n, _) in runners.items()
+    }
     rows = []
     for name, (stack, channel_axis) in cases(args.shared).items():
         inputs = seam_inputs(stack, channel_axis)
@@ -109,13 +107,12 @@ def main() -> None:
         times: dict[str, list[float]] = {label: [] for label in runners}
         outputs = {}
         for _ in range(args.repeats):
-            for label, run in runners.items():
+            for label, (_, run) in runners.items():
                 start = time.perf_counter()
                 outputs[label] = run(*inputs)
                 times[label].append(time.perf_counter() - start)
-        reference = outputs[next(iter(runners))]
+        reference = outputs[first_label]
         medians = {label: statistics.median(values) for label, values in times.items()}
-        first = medians[next(iter(runners))]
         for label in runners:
             rows.append(
                 {
@@ -123,7 +120,7 @@ def main() -> None:
                     "shape": "×".join(map(str, stack.shape)),
                     "runner": label,
                     "median_s": round(medians[label], 3),
-                    "before_over_this": round(_same_threads(label, medians, first) / medians[label], 2),
+                    "before_over_this": round(medians[baseline[label]] / medians[label], 2),
                     "pixels_differ": int(np.count_nonzero(outputs[label] != reference)),
                     "moved_pct": round(100 * float(np.mean(outputs[label] != inputs[0])), 3),
                     "load": round(load, 1),

@@ -47,16 +47,18 @@ def _digest(array: np.ndarray) -> str:
 
 def prepare(folder: Path, wanted: list[str] | None = None) -> list[str]:
     """The inputs of the ``wanted`` stages (default all) in ``folder`` (network run here, once);
-    returns the stages available."""
+    returns those of them that are available."""
     from acnn_fusion import fuse_pair
     from acnn_fusion.core import stack
     from acnn_fusion.core.inference import open_network
     from acnn_fusion.options import FusionOptions
 
-    a, b = wp.synthetic_pair(2048)
-    focus = fuse_pair(a, b, precision="fp32").focus_map
-    np.savez(folder / "decisions.npz", a=a, b=b, focus=focus)
-    stages = ["decisions"]
+    stages = []
+    if not wanted or "decisions" in wanted:
+        a, b = wp.synthetic_pair(2048)
+        focus = fuse_pair(a, b, precision="fp32").focus_map
+        np.savez(folder / "decisions.npz", a=a, b=b, focus=focus)
+        stages.append("decisions")
     network = open_network(FusionOptions(precision="fp32"), 1.0)
     stacks = {"seams-synthetic": lambda: wp.synthetic_stack(1024, 16)}
     if METALLOGRAPHIC.exists():
@@ -138,7 +140,7 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="acnn-stage-") as tmp:
         folder = Path(tmp)
-        stages = [stage for stage in prepare(folder, args.stages) if not args.stages or stage in args.stages]
+        stages = prepare(folder, args.stages)
         with wp.worktree(args.before, folder / "old") as old:
             trees = {f"before ({args.before})": old / "src", "now": REPO / "src"}
             for index in range(args.repeats):
